@@ -1,0 +1,98 @@
+import pytest
+import torch
+
+from vaelib import config
+from vaelib.data import ImageData, load_digits
+from vaelib.models import AE, CVAE, VAE
+from vaelib.objectives import BetaELBO, Reconstruction
+from vaelib.train import evaluate, fit, load_checkpoint, save_checkpoint
+
+
+def _run(seed):
+    torch.manual_seed(seed)
+    model = VAE((1, 8, 8), 4, hidden=32)
+    d = load_digits("train", binarize=True).subset(300)
+    return fit(model, d, BetaELBO(1.0), epochs=3, batch_size=50, seed=seed, device="cpu", progress=False), model
+
+
+def test_same_seed_same_history():
+    h1, m1 = _run(0)
+    h2, m2 = _run(0)
+    h3, _ = _run(1)
+    for k in ("loss", "elbo", "rec", "kl"):
+        assert h1[k] == h2[k], k
+    assert h1["loss"] != h3["loss"]
+    assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values(), strict=False))
+    assert len(h1["seconds"]) == 3
+
+
+def test_fit_learns_and_reports_eval_metrics():
+    torch.manual_seed(0)
+    model = VAE((1, 8, 8), 4, hidden=64)
+    tr = load_digits("train", binarize=True)
+    te = load_digits("test", binarize=True).binarized_once(0)
+    h = fit(model, tr, BetaELBO(1.0), epochs=15, batch_size=64, device="cpu", eval_data=te, progress=False)
+    # an untrained Bernoulli decoder scores about 64*log 2 = 44 nats; training must beat it clearly
+    assert h["test_elbo"][-1] > -35.0 and h["test_elbo"][-1] > h["test_elbo"][0] + 5
+    assert evaluate(model, te, BetaELBO(1.0))["elbo"] == pytest.approx(evaluate(model, te, BetaELBO(1.0))["elbo"])
+
+
+def test_fit_works_for_every_model():
+    d = load_digits("train", binarize=True).subset(64)
+    for model in (AE((1, 8, 8), 2, hidden=8), AE((1, 8, 8), 2, hidden=8, input_noise=0.5)):
+        assert "rec" in fit(model, d, Reconstruction(), epochs=1, device="cpu", progress=False)
+    cvae = CVAE((1, 8, 8), 2, n_classes=10, hidden=8)
+    assert "kl" in fit(cvae, d, BetaELBO(), epochs=1, device="cpu", progress=False)
+
+
+def test_fit_rejects_bad_input():
+    m = VAE((1, 8, 8), 2, hidden=8)
+    d = load_digits("train").subset(10)
+    with pytest.raises(TypeError):
+        fit(m, torch.zeros(10, 64), BetaELBO(), epochs=1)
+    with pytest.raises(ValueError):
+        fit(m, d, BetaELBO(), epochs=0)
+    with pytest.raises(ValueError, match=r"\(B, 64\)"):
+        fit(m, ImageData(torch.zeros(10, 16), torch.zeros(10), (1, 4, 4)), BetaELBO(), epochs=1, device="cpu")
+
+
+def test_checkpoint_roundtrip_and_refusal(tmp_path):
+    torch.manual_seed(0)
+    m = VAE((1, 8, 8), 4, hidden=16)
+    save_checkpoint(m, tmp_path / "m.pt", epochs=3)
+    m2 = VAE((1, 8, 8), 4, hidden=16)
+    assert load_checkpoint(m2, tmp_path / "m.pt") == {"epochs": 3}
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), m2.state_dict().values(), strict=False))
+    with pytest.raises(ValueError, match="latent_dim: checkpoint 4 vs model 5"):
+        load_checkpoint(VAE((1, 8, 8), 5, hidden=16), tmp_path / "m.pt")
+    with pytest.raises(ValueError, match="holds a VAE"):
+        load_checkpoint(AE((1, 8, 8), 4, hidden=16), tmp_path / "m.pt")
+
+
+def test_budget_is_read_in_one_place(monkeypatch):
+    monkeypatch.delenv("VAEBOOK_BUDGET", raising=False)
+    monkeypatch.setenv("CI", "true")
+    assert config.budget() == "smoke"
+    monkeypatch.delenv("CI")
+    assert config.budget() == "default"
+    monkeypatch.setenv("VAEBOOK_BUDGET", "FULL")
+    assert config.budget() == "full" and config.by_budget(1, 2, 3) == 3
+    monkeypatch.setenv("VAEBOOK_BUDGET", "huge")
+    with pytest.raises(ValueError, match="smoke, default, full"):
+        config.budget()
+
+
+def test_model_constructors_reject_bad_arguments():
+    with pytest.raises(ValueError, match="likelihood"):
+        VAE((1, 8, 8), 2, likelihood="poisson")
+    with pytest.raises(ValueError, match="arch"):
+        VAE((1, 8, 8), 2, arch="resnet")
+    with pytest.raises(ValueError, match="latent_dim"):
+        VAE((1, 8, 8), 0)
+    with pytest.raises(ValueError, match="conv"):
+        VAE((1, 8, 8), 2, arch="conv")
+    conv = VAE((1, 32, 32), 3, arch="conv", hidden=32)
+    out = conv(torch.rand(2, 1024))
+    assert out.mu.shape == (2, 3) and out.px.log_prob(torch.rand(2, 1024).round()).shape == (2,)
+    g = VAE((1, 8, 8), 2, likelihood="gaussian")
+    assert g(torch.rand(3, 64)).px.log_prob(torch.rand(3, 64)).shape == (3,)

@@ -1,0 +1,58 @@
+"""Write a chapter notebook from a list of cells (used by authors; the notebooks are the source).
+
+    from tools.nbtools import write_notebook, md, code
+    write_notebook("notebooks/01_x.ipynb", [md("# Title"), code("x = 1")])
+
+Every chapter starts with the same Colab cell (:func:`colab_cell`), so it runs by itself in
+Colab; tests/test_book_config.py checks that.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def repository_url() -> str:
+    return yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+
+
+def colab_source(url: str | None = None) -> str:
+    url = url or repository_url()
+    return (
+        "# In Colab, install vaelib from the book's repository (Colab's own torch is kept).\n"
+        "# Anywhere else this cell does nothing: run the book from its repository.\n"
+        "import subprocess, sys\n"
+        'if "google.colab" in sys.modules:\n'
+        f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+{url}"], check=True)'
+    )
+
+
+def md(text: str):
+    return nbformat.v4.new_markdown_cell(text.strip("\n"))
+
+
+def code(src: str, tags: list[str] | None = None):
+    cell = nbformat.v4.new_code_cell(src.strip("\n"))
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+def colab_cell():
+    return code(colab_source(), tags=["remove-cell"])
+
+
+def write_notebook(path, cells) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.cells = [colab_cell(), *cells]
+    for i, c in enumerate(nb.cells):
+        c["id"] = f"c{i:03d}"
+    nbformat.validate(nb)
+    Path(path).write_text(nbformat.writes(nb) + "\n")

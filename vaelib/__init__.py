@@ -1,0 +1,10 @@
+"""vaelib: the small library behind the vae-book chapters.
+
+Modules, one concept each: :mod:`~vaelib.config` (budget, device, seeds), :mod:`~vaelib.data`,
+:mod:`~vaelib.models`, :mod:`~vaelib.objectives`, :mod:`~vaelib.train`, :mod:`~vaelib.metrics`,
+:mod:`~vaelib.plots`.
+"""
+
+from . import book, config, data, metrics, models, objectives, plots, train  # noqa: F401
+
+__version__ = "0.1.0"

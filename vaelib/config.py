@@ -1,0 +1,74 @@
+"""The one place the book reads its run-time settings: the budget and the device.
+
+``VAEBOOK_BUDGET`` picks how much every training chapter trains:
+
+* ``smoke``   -- seconds per chapter; what the tests use (the default when ``CI`` is set),
+* ``default`` -- real results on a laptop CPU; what ``make book`` and Colab use,
+* ``full``    -- paper-scale data and iterations, meant for a GPU.
+
+The device is chosen once per process: CUDA, then Apple's MPS, then the CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import TypeVar
+
+import torch
+
+BUDGETS = ("smoke", "default", "full")
+
+T = TypeVar("T")
+
+
+def budget() -> str:
+    """Return the budget named by ``VAEBOOK_BUDGET`` (``smoke`` under CI when unset).
+
+    Raises ``ValueError`` naming the three choices for any other value.
+    """
+    value = os.environ.get("VAEBOOK_BUDGET")
+    if value is None or value == "":
+        return "smoke" if os.environ.get("CI") else "default"
+    value = value.strip().lower()
+    if value not in BUDGETS:
+        raise ValueError(
+            f"VAEBOOK_BUDGET must be one of {', '.join(BUDGETS)}; got {os.environ['VAEBOOK_BUDGET']!r}"
+        )
+    return value
+
+
+def by_budget(smoke: T, default: T, full: T) -> T:
+    """Pick the value for the current budget: ``by_budget(smoke=2, default=50, full=500)``."""
+    return {"smoke": smoke, "default": default, "full": full}[budget()]
+
+
+@lru_cache(maxsize=1)
+def device() -> torch.device:
+    """The device every chapter uses, chosen once: ``cuda``, then ``mps``, then ``cpu``."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators (all devices)."""
+    import random
+
+    import numpy as np
+
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int; got {type(seed).__name__}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def describe() -> str:
+    """One line for the top of every chapter: budget, device, torch version."""
+    dev = device()
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type
+    return f"budget={budget()}  device={name}  torch={torch.__version__}  threads={torch.get_num_threads()}"

@@ -1,0 +1,290 @@
+"""Data sets for the book, as tensors that can live on the training device.
+
+* :func:`load_digits` -- scikit-learn's 8x8 handwritten digits (ship with scikit-learn, no download).
+* :func:`dsprites` -- procedurally rendered dSprites on the canonical factor grid.
+* :func:`mnist` -- the real MNIST, downloaded and checksum-verified (needs internet).
+
+Every loader returns an :class:`ImageData`. Images are flattened to ``(N, D)`` for the MLP
+models; ``ImageData.shape`` keeps the image shape ``(C, H, W)`` for the convolutional ones and
+for plots. Pixel values are in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import struct
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "ImageData",
+    "load_digits",
+    "DSPRITES_FACTORS",
+    "dsprites_factor_grid",
+    "render_dsprites",
+    "dsprites",
+    "read_idx",
+    "mnist",
+]
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """Images ``x`` of shape ``(N, D)`` with values in [0, 1] and labels ``y``.
+
+    ``y`` is ``(N,)`` class labels or ``(N, K)`` integer factor labels. With ``binarize`` set,
+    :meth:`batch` returns a fresh Bernoulli sample of the pixels each time it is called
+    (dynamic binarisation), so that a Bernoulli likelihood is the likelihood of binary data.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    shape: tuple[int, int, int]
+    binarize: bool = False
+
+    def __post_init__(self):
+        if self.x.ndim != 2:
+            raise ValueError(f"ImageData.x must be (N, D); got shape {tuple(self.x.shape)}")
+        if self.y.shape[0] != self.x.shape[0]:
+            raise ValueError(f"x has {self.x.shape[0]} rows but y has {self.y.shape[0]}")
+        if int(np.prod(self.shape)) != self.x.shape[1]:
+            raise ValueError(f"image shape {self.shape} does not hold D={self.x.shape[1]} values")
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
+
+    def to(self, device) -> ImageData:
+        """The same data on ``device`` (a no-op when already there)."""
+        return replace(self, x=self.x.to(device), y=self.y.to(device))
+
+    def batch(self, idx: torch.Tensor, generator: torch.Generator | None = None):
+        """Rows ``idx`` as ``(x, y)``; binarised afresh with ``generator`` if ``binarize``."""
+        x = self.x[idx]
+        if self.binarize:
+            x = torch.bernoulli(x, generator=generator)
+        return x, self.y[idx]
+
+    def binarized_once(self, seed: int = 0) -> ImageData:
+        """A fixed binary sample of the pixels (the usual way to binarise a test set)."""
+        gen = torch.Generator(device=self.x.device).manual_seed(seed)
+        return replace(self, x=torch.bernoulli(self.x, generator=gen), binarize=False)
+
+    def subset(self, n: int) -> ImageData:
+        """The first ``n`` rows."""
+        return replace(self, x=self.x[:n], y=self.y[:n])
+
+    def images(self) -> torch.Tensor:
+        """``x`` reshaped to ``(N, C, H, W)``."""
+        return self.x.reshape(-1, *self.shape)
+
+
+# --------------------------------------------------------------------------- digits
+
+DIGITS_TEST_FRACTION = 0.2
+DIGITS_SPLIT_SEED = 0
+
+
+def load_digits(split: str, binarize: bool = False, dtype=torch.float32) -> ImageData:
+    """scikit-learn's 8x8 digits (1797 images, 16 grey levels) scaled to [0, 1].
+
+    The train/test split is fixed: a stratified 80/20 split with seed 0, so every chapter and
+    every machine sees the same 1437 training and 360 test images.
+    ``binarize=True`` gives dynamic binarisation (see :class:`ImageData`).
+    """
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be 'train', 'test' or 'all'; got {split!r}")
+    from sklearn.datasets import load_digits as _sk_load_digits
+
+    bunch = _sk_load_digits()
+    x = bunch.data.astype(np.float64) / 16.0
+    y = bunch.target.astype(np.int64)
+    if split != "all":
+        rng = np.random.default_rng(DIGITS_SPLIT_SEED)
+        test_idx = []
+        for c in range(10):
+            members = np.flatnonzero(y == c)
+            n_test = int(round(DIGITS_TEST_FRACTION * len(members)))
+            test_idx.extend(rng.choice(members, size=n_test, replace=False).tolist())
+        is_test = np.zeros(len(y), dtype=bool)
+        is_test[test_idx] = True
+        keep = is_test if split == "test" else ~is_test
+        x, y = x[keep], y[keep]
+    return ImageData(torch.as_tensor(x, dtype=dtype), torch.as_tensor(y), (1, 8, 8), binarize)
+
+
+# --------------------------------------------------------------------------- dSprites
+
+#: The canonical dSprites factor grid (Matthey et al. 2017): name -> number of values.
+DSPRITES_FACTORS = {"shape": 3, "scale": 6, "orientation": 40, "pos_x": 32, "pos_y": 32}
+
+
+def dsprites_factor_grid() -> dict[str, np.ndarray]:
+    """The values of each factor: shapes 0=square, 1=ellipse, 2=heart; scale 0.5..1;
+    orientation 0..2pi (40 values, endpoint excluded); positions 0..1 (32 values)."""
+    return {
+        "shape": np.arange(3),
+        "scale": np.linspace(0.5, 1.0, 6),
+        "orientation": np.linspace(0.0, 2 * np.pi, 40, endpoint=False),
+        "pos_x": np.linspace(0.0, 1.0, 32),
+        "pos_y": np.linspace(0.0, 1.0, 32),
+    }
+
+
+def render_dsprites(factors, resolution: int = 64, chunk: int = 4096) -> torch.Tensor:
+    """Render binary sprites for integer factor labels ``factors`` of shape ``(N, 5)``.
+
+    Columns follow :data:`DSPRITES_FACTORS`. Returns ``(N, resolution**2)`` float32 in {0, 1}.
+    Rendering is vectorised: each pixel centre is mapped into the sprite's own frame
+    (translate, rotate, scale) and tested against the shape's implicit equation.
+    """
+    f = torch.as_tensor(np.asarray(factors), dtype=torch.long)
+    if f.ndim != 2 or f.shape[1] != 5:
+        raise ValueError(f"factors must be (N, 5) integer labels; got shape {tuple(f.shape)}")
+    sizes = torch.tensor(list(DSPRITES_FACTORS.values()))
+    if (f < 0).any() or (f >= sizes).any():
+        raise ValueError(f"factor labels out of range; sizes are {DSPRITES_FACTORS}")
+    if resolution < 16:
+        raise ValueError(f"resolution must be at least 16 pixels; got {resolution}")
+    grid = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in dsprites_factor_grid().items()}
+    coords = (torch.arange(resolution, dtype=torch.float32) + 0.5) / resolution
+    py, px = torch.meshgrid(coords, coords, indexing="ij")
+    px, py = px.reshape(1, -1), py.reshape(1, -1)
+    out = torch.empty(f.shape[0], resolution * resolution)
+    for start in range(0, f.shape[0], chunk):
+        fc = f[start : start + chunk]
+        shape = fc[:, 0:1]
+        half = 0.13 * grid["scale"][fc[:, 1]].unsqueeze(1)  # half-size, as a fraction of the image
+        theta = grid["orientation"][fc[:, 2]].unsqueeze(1)
+        cx = 0.2 + 0.6 * grid["pos_x"][fc[:, 3]].unsqueeze(1)
+        cy = 0.2 + 0.6 * grid["pos_y"][fc[:, 4]].unsqueeze(1)
+        dx, dy = px - cx, py - cy
+        cos, sin = torch.cos(theta), torch.sin(theta)
+        u = (cos * dx + sin * dy) / half
+        v = (-sin * dx + cos * dy) / half
+        square = (u.abs() <= 0.8) & (v.abs() <= 0.8)
+        ellipse = (u / 1.0) ** 2 + (v / 0.5) ** 2 <= 1.0
+        hu, hv = u * 1.1, -v * 1.1 + 0.15  # heart: (x^2 + y^2 - 1)^3 - x^2 y^3 <= 0, point up
+        heart = (hu**2 + hv**2 - 1) ** 3 - hu**2 * hv**3 <= 0
+        img = torch.where(shape == 0, square, torch.where(shape == 1, ellipse, heart))
+        out[start : start + chunk] = img.float()
+    return out
+
+
+def dsprites(n: int, resolution: int = 64, seed: int = 0) -> ImageData:
+    """``n`` dSprites drawn uniformly from the factor grid, rendered once into a pool.
+
+    ``y`` holds the integer factor labels ``(n, 5)`` in the order of :data:`DSPRITES_FACTORS`.
+    With ``n`` equal to the grid size (737,280) and ``resolution=64`` this is the full data set.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int; got {n!r}")
+    rng = np.random.default_rng(seed)
+    factors = np.stack([rng.integers(0, s, size=n) for s in DSPRITES_FACTORS.values()], axis=1)
+    x = render_dsprites(factors, resolution)
+    return ImageData(x, torch.as_tensor(factors), (1, resolution, resolution))
+
+
+# --------------------------------------------------------------------------- MNIST
+
+MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+MNIST_FILES = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path) -> np.ndarray:
+    """Parse an IDX file (the MNIST format), gzipped or not, into a NumPy array."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        raw = fh.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise ValueError(f"{path} is not an IDX file (bad magic number)")
+    code, ndim = raw[2], raw[3]
+    if code not in _IDX_DTYPES:
+        raise ValueError(f"{path}: unknown IDX data type 0x{code:02x}")
+    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    dtype = np.dtype(_IDX_DTYPES[code])
+    body = raw[4 + 4 * ndim :]
+    expected = int(np.prod(dims)) * dtype.itemsize
+    if len(body) != expected:
+        raise ValueError(f"{path}: header promises {expected} bytes of data, file has {len(body)}")
+    return np.frombuffer(body, dtype=dtype).reshape(dims)
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fetch(url: str, dest: Path, md5: str, timeout: float) -> None:
+    if dest.exists() and _md5(dest) == md5:
+        return
+    tmp = dest.with_suffix(dest.suffix + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as out:
+            while block := resp.read(1 << 20):
+                out.write(block)
+    except (urllib.error.URLError, TimeoutError, OSError) as err:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(
+            f"could not download {url} ({err}). MNIST needs internet access; offline, use the "
+            "embedded digits instead: vaelib.data.load_digits('train', binarize=True)"
+        ) from err
+    got = _md5(tmp)
+    if got != md5:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"checksum mismatch for {url}: expected md5 {md5}, got {got}")
+    os.replace(tmp, dest)
+
+
+def mnist(
+    root,
+    split: str = "train",
+    binarize: bool = False,
+    base_url: str = MNIST_URL,
+    checksums: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> ImageData:
+    """The real MNIST (60,000 train / 10,000 test 28x28 images), values in [0, 1].
+
+    Files are downloaded once into ``root``, verified against their MD5 checksums and
+    cached. Without internet this raises ``RuntimeError`` naming :func:`load_digits`.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
+    checksums = MNIST_FILES if checksums is None else checksums
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    prefix = "train" if split == "train" else "t10k"
+    arrays = []
+    for kind in ("images-idx3-ubyte.gz", "labels-idx1-ubyte.gz"):
+        name = f"{prefix}-{kind}"
+        if name not in checksums:
+            raise ValueError(f"no checksum given for {name}")
+        _fetch(base_url.rstrip("/") + "/" + name, root / name, checksums[name], timeout)
+        arrays.append(read_idx(root / name))
+    images, labels = arrays
+    if images.ndim != 3 or labels.shape[0] != images.shape[0]:
+        raise ValueError(f"MNIST files disagree: images {images.shape}, labels {labels.shape}")
+    x = torch.as_tensor(images.reshape(images.shape[0], -1).astype(np.float32) / 255.0)
+    h, w = images.shape[1:]
+    return ImageData(x, torch.as_tensor(labels.astype(np.int64)), (1, h, w), binarize)

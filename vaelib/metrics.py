@@ -1,0 +1,223 @@
+"""Metrics: importance-sampled log-likelihood, latent usage, disentanglement, sample quality.
+
+Metrics that need only arrays are pure functions of NumPy arrays and return numbers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from sklearn.metrics import mutual_info_score
+
+from .objectives import check_targets, gaussian_kl
+
+__all__ = [
+    "iwae_log_likelihood",
+    "active_units",
+    "kl_per_dimension",
+    "mig_per_factor",
+    "mutual_information_gap",
+    "beta_vae_score",
+    "digit_classifier",
+    "classifier_confidence",
+]
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def _std_normal_logpdf(z):
+    return -0.5 * (z**2 + _LOG_2PI).sum(-1)
+
+
+def _normal_logpdf(z, mu, logvar):
+    return -0.5 * ((z - mu) ** 2 * torch.exp(-logvar) + logvar + _LOG_2PI).sum(-1)
+
+
+@torch.no_grad()
+def iwae_log_likelihood(model, x: torch.Tensor, k: int, max_rows: int = 2**16,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+    """Importance-sampled estimate of log p(x) (Burda et al. 2015), per example, in nats.
+
+    log p(x) ~= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),  z_i ~ q(z|x)   ({eq}`iwae-bound`)
+
+    computed as a log-mean-exp. ``model`` is any object with ``encode(x) -> (mu, logvar)`` and
+    ``decode(z) ->`` a distribution whose ``log_prob(x)`` is ``(B,)``, and the prior N(0, I).
+    The k samples are drawn in chunks of at most ``max_rows`` decoder rows and combined with a
+    running logsumexp, so k = 5000 fits in memory. k = 1 is the (one-sample) ELBO.
+    ``x`` is ``(B, D)``; returns ``(B,)``.
+    """
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise TypeError(f"k must be an int; got {type(k).__name__}")
+    if k < 1:
+        raise ValueError(f"k must be at least 1; got {k}")
+    check_targets(model, x)
+    if x.ndim != 2:
+        raise ValueError(f"x must be (B, D); got shape {tuple(x.shape)}")
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    mu, logvar = model.encode(x)
+    b = x.shape[0]
+    chunk = max(1, min(k, max_rows // max(b, 1)))
+    sigma = torch.exp(0.5 * logvar)
+    running = torch.full((b,), -math.inf, dtype=mu.dtype, device=mu.device)
+    done = 0
+    while done < k:
+        c = min(chunk, k - done)
+        eps = torch.randn((c, *mu.shape), dtype=mu.dtype, device=mu.device, generator=generator)
+        z = mu + sigma * eps  # (c, B, L)
+        px = model.decode(z.reshape(c * b, -1))
+        log_px_z = px.log_prob(x.repeat(c, 1)).reshape(c, b)
+        log_w = log_px_z + _std_normal_logpdf(z) - _normal_logpdf(z, mu, logvar)
+        running = torch.logaddexp(running, torch.logsumexp(log_w, dim=0))
+        done += c
+    if was_training and hasattr(model, "train"):
+        model.train()
+    return running - math.log(k)
+
+
+@torch.no_grad()
+def _posterior_params(model, x, batch_size=1024):
+    mus, logvars = [], []
+    for s in range(0, x.shape[0], batch_size):
+        mu, logvar = model.encode(x[s : s + batch_size])
+        mus.append(mu)
+        logvars.append(logvar)
+    return torch.cat(mus), torch.cat(logvars)
+
+
+def active_units(model, x: torch.Tensor, threshold: float = 0.01):
+    """Burda et al. (2015): unit u is active if Cov_x( E_q(u|x)[u] ) > ``threshold``.
+
+    Returns ``(number active, per-dimension variance of the posterior mean over x)`` with the
+    variances as a NumPy array ``(latent_dim,)``.
+    """
+    if threshold < 0:
+        raise ValueError(f"threshold must be >= 0; got {threshold}")
+    if x.shape[0] < 2:
+        raise ValueError("active_units needs at least 2 examples to estimate a variance")
+    was_training = model.training
+    model.eval()
+    mu, _ = _posterior_params(model, x)
+    model.train(was_training)
+    var = mu.double().var(dim=0, unbiased=True).cpu().numpy()
+    return int((var > threshold).sum()), var
+
+
+def kl_per_dimension(model, x: torch.Tensor) -> np.ndarray:
+    """Mean over x of KL(q(z_j|x) || N(0, 1)) for every latent dimension j: ``(latent_dim,)`` nats."""
+    was_training = model.training
+    model.eval()
+    mu, logvar = _posterior_params(model, x)
+    model.train(was_training)
+    per_dim = gaussian_kl(mu.unsqueeze(-1), logvar.unsqueeze(-1))  # sum over a last dim of size 1
+    return per_dim.mean(0).double().cpu().numpy()
+
+
+def _discretize(codes: np.ndarray, n_bins: int) -> np.ndarray:
+    out = np.empty_like(codes, dtype=np.int64)
+    for j in range(codes.shape[1]):
+        edges = np.histogram(codes[:, j], bins=n_bins)[1]
+        out[:, j] = np.digitize(codes[:, j], edges[:-1])
+    return out
+
+
+def mig_per_factor(codes, factors, n_bins: int = 20) -> np.ndarray:
+    """Mutual information gap of every factor (Chen et al. 2018, disentanglement_lib's recipe).
+
+    Each code dimension is discretised into ``n_bins`` equal-width histogram bins; I(c_j; v_k)
+    is sklearn's ``mutual_info_score``; the gap for factor k is the largest minus the second
+    largest I(c_j; v_k) over code dimensions j, divided by the entropy H(v_k).
+    ``codes`` ``(N, C)`` with C >= 2, ``factors`` ``(N, K)`` integer labels. Returns ``(K,)``.
+    """
+    codes = np.asarray(codes, dtype=np.float64)
+    factors = np.asarray(factors)
+    if codes.ndim != 2 or factors.ndim != 2:
+        raise ValueError(f"codes and factors must be 2-D; got {codes.shape} and {factors.shape}")
+    if codes.shape[0] != factors.shape[0]:
+        raise ValueError(f"codes have {codes.shape[0]} rows but factors have {factors.shape[0]}")
+    if codes.shape[1] < 2:
+        raise ValueError("MIG needs at least 2 code dimensions")
+    if not np.isfinite(codes).all():
+        raise ValueError("codes contain NaN or infinity")
+    if not np.issubdtype(factors.dtype, np.integer):
+        raise TypeError(f"factors must be integer labels; got dtype {factors.dtype}")
+    disc = _discretize(codes, n_bins)
+    gaps = np.empty(factors.shape[1])
+    for k in range(factors.shape[1]):
+        h = mutual_info_score(factors[:, k], factors[:, k])
+        if h <= 0:
+            raise ValueError(f"factor {k} is constant in this sample: its entropy is 0, so MIG is undefined")
+        mi = np.sort([mutual_info_score(disc[:, j], factors[:, k]) for j in range(codes.shape[1])])[::-1]
+        gaps[k] = (mi[0] - mi[1]) / h
+    return gaps
+
+
+def mutual_information_gap(codes, factors, n_bins: int = 20) -> float:
+    """MIG: the mean over factors of :func:`mig_per_factor`."""
+    return float(mig_per_factor(codes, factors, n_bins).mean())
+
+
+def beta_vae_score(encode, render, factor_sizes, *, n_train: int = 1000, n_test: int = 500,
+                   pairs_per_point: int = 64, seed: int = 0) -> dict[str, float]:
+    """The beta-VAE disentanglement metric (Higgins et al. 2017).
+
+    For each point: pick a factor k uniformly, draw ``pairs_per_point`` pairs of factor vectors
+    that agree on factor k only by construction, encode both images, and average |z1 - z2|. A
+    linear classifier (logistic regression) then predicts k from that average; the score is its
+    accuracy on ``n_test`` fresh points. ``encode``: ``(N, D)`` tensor -> ``(N, C)`` codes;
+    ``render``: ``(N, K)`` integer factors -> ``(N, D)`` images. Chance level is 1/K.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    sizes = np.asarray(factor_sizes, dtype=np.int64)
+    if sizes.ndim != 1 or (sizes < 1).any():
+        raise ValueError(f"factor_sizes must be positive ints; got {factor_sizes!r}")
+    if min(n_train, n_test, pairs_per_point) < 1:
+        raise ValueError("n_train, n_test and pairs_per_point must be >= 1")
+    rng = np.random.default_rng(seed)
+
+    def points(n):
+        ks = rng.integers(0, len(sizes), size=n)
+        v1 = rng.integers(0, sizes, size=(n * pairs_per_point, len(sizes)))
+        v2 = rng.integers(0, sizes, size=(n * pairs_per_point, len(sizes)))
+        kk = np.repeat(ks, pairs_per_point)
+        v2[np.arange(len(kk)), kk] = v1[np.arange(len(kk)), kk]
+        z1 = np.asarray(encode(render(v1)), dtype=np.float64)
+        z2 = np.asarray(encode(render(v2)), dtype=np.float64)
+        diffs = np.abs(z1 - z2).reshape(n, pairs_per_point, -1).mean(1)
+        return diffs, ks
+
+    xtr, ytr = points(n_train)
+    xte, yte = points(n_test)
+    clf = LogisticRegression(max_iter=2000).fit(xtr, ytr)
+    return {"train_accuracy": float(clf.score(xtr, ytr)), "eval_accuracy": float(clf.score(xte, yte))}
+
+
+def digit_classifier(x, y, seed: int = 0):
+    """A classifier of real digits (sklearn MLP on the pixels) used to judge generated images.
+
+    ``x`` ``(N, 64)`` in [0, 1], ``y`` ``(N,)`` labels. Returns the fitted classifier.
+    """
+    from sklearn.neural_network import MLPClassifier
+
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y)
+    if x.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"need x (N, D) and y (N,); got {x.shape} and {y.shape}")
+    return MLPClassifier(hidden_layer_sizes=(128,), max_iter=500, alpha=1e-3, random_state=seed).fit(x, y)
+
+
+def classifier_confidence(clf, images, target=None, threshold: float = 0.9) -> dict[str, float]:
+    """How sure ``clf`` is about ``images``: mean top-class probability and the fraction above
+    ``threshold``; with ``target`` labels, also the fraction classified as the target."""
+    images = np.asarray(images, dtype=np.float64)
+    proba = clf.predict_proba(images)
+    top = proba.max(1)
+    out = {"mean_top_prob": float(top.mean()), "frac_confident": float((top > threshold).mean())}
+    if target is not None:
+        pred = clf.classes_[proba.argmax(1)]
+        out["frac_target"] = float((pred == np.asarray(target)).mean())
+    return out

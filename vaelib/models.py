@@ -1,0 +1,282 @@
+"""Encoders, decoders and the three models of the book: ``AE``, ``VAE`` and ``CVAE``.
+
+All three share one small interface:
+
+* ``encode(x)`` -> ``(mu, logvar)`` of the Gaussian posterior ``q(z|x)``, each ``(B, latent_dim)``
+  (the ``AE`` returns just its code ``z``),
+* ``decode(z)`` -> a ``torch.distributions`` distribution over ``x`` whose ``log_prob(x)`` is
+  ``(B,)``, summed over the data dimensions: Bernoulli (logits) or Gaussian,
+* ``forward(x)`` -> :class:`Output` (the decoded distribution, ``mu``, ``logvar``, ``z``).
+
+Every model records its constructor arguments in ``config`` so that a checkpoint can refuse a
+model of another configuration. Inputs are flattened images ``(B, D)``; the convolutional
+architecture reshapes to ``x_shape`` internally.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from torch.distributions import Bernoulli, Independent, Normal
+
+__all__ = ["Output", "make_encoder", "make_decoder", "AE", "VAE", "CVAE", "LIKELIHOODS", "ARCHS"]
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+ARCHS = ("mlp", "conv")
+
+
+class Output(NamedTuple):
+    px: torch.distributions.Distribution  # p(x|z), log_prob(x) is (B,)
+    mu: torch.Tensor | None  # (B, latent) posterior mean (None for the AE)
+    logvar: torch.Tensor | None  # (B, latent) posterior log-variance (None for the AE)
+    z: torch.Tensor  # (B, latent) the code fed to the decoder
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}; got {value!r}")
+
+
+def _check_x(x: torch.Tensor, x_dim: int) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor; got {type(x).__name__}")
+    if x.ndim != 2 or x.shape[1] != x_dim:
+        raise ValueError(f"x must have shape (B, {x_dim}); got {tuple(x.shape)}")
+
+
+class _Conv(nn.Module):
+    """Burgess et al. (2018) style encoder trunk: stride-2 4x4 convolutions, then an MLP."""
+
+    def __init__(self, x_shape, out_dim, hidden, channels=32):
+        super().__init__()
+        c, h, w = x_shape
+        if h != w or h not in (16, 32, 64):
+            raise ValueError(f"the conv architecture takes square 16, 32 or 64 pixel images; got {x_shape}")
+        n_down = int(math.log2(h)) - 2  # down to 4x4
+        layers, cin = [], c
+        for _ in range(n_down):
+            layers += [nn.Conv2d(cin, channels, 4, 2, 1), nn.ReLU()]
+            cin = channels
+        self.x_shape = tuple(x_shape)
+        self.net = nn.Sequential(
+            *layers, nn.Flatten(), nn.Linear(channels * 16, hidden), nn.ReLU(), nn.Linear(hidden, out_dim)
+        )
+
+    def forward(self, x):
+        return self.net(x.reshape(-1, *self.x_shape))
+
+
+class _Deconv(nn.Module):
+    def __init__(self, in_dim, x_shape, hidden, channels=32):
+        super().__init__()
+        c, h, _ = x_shape
+        n_up = int(math.log2(h)) - 2
+        self.channels = channels
+        self.fc = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, channels * 16), nn.ReLU())
+        layers = []
+        for i in range(n_up):
+            last = i == n_up - 1
+            layers.append(nn.ConvTranspose2d(channels, c if last else channels, 4, 2, 1))
+            if not last:
+                layers.append(nn.ReLU())
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        h = self.fc(z).reshape(-1, self.channels, 4, 4)
+        return self.net(h).flatten(1)
+
+
+def make_encoder(arch, x_shape, in_extra, out_dim, hidden):
+    """An encoder network ``(B, D + in_extra) -> (B, out_dim)``."""
+    _check_choice("arch", arch, ARCHS)
+    d = math.prod(x_shape)
+    if arch == "mlp":
+        return nn.Sequential(
+            nn.Linear(d + in_extra, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_dim)
+        )
+    if in_extra:
+        raise ValueError("conditioning inputs are supported by the mlp architecture only")
+    return _Conv(x_shape, out_dim, hidden)
+
+
+def make_decoder(arch, latent_dim, x_shape, hidden):
+    """A decoder network ``(B, latent_dim) -> (B, D)`` of distribution parameters."""
+    _check_choice("arch", arch, ARCHS)
+    d = math.prod(x_shape)
+    if arch == "mlp":
+        return nn.Sequential(
+            nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, d)
+        )
+    return _Deconv(latent_dim, x_shape, hidden)
+
+
+class _Base(nn.Module):
+    def __init__(self, x_shape, latent_dim, arch, hidden, likelihood):
+        super().__init__()
+        _check_choice("likelihood", likelihood, LIKELIHOODS)
+        _check_choice("arch", arch, ARCHS)
+        if len(tuple(x_shape)) != 3:
+            raise ValueError(f"x_shape must be (C, H, W); got {x_shape!r}")
+        if not isinstance(latent_dim, int) or latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive int; got {latent_dim!r}")
+        self.x_shape = tuple(int(s) for s in x_shape)
+        self.x_dim = math.prod(self.x_shape)
+        self.latent_dim = latent_dim
+        self.likelihood = likelihood
+        if likelihood == "gaussian":
+            # one learned log-variance per pixel: a proper Gaussian likelihood, not a fixed MSE
+            self.decoder_logvar = nn.Parameter(torch.zeros(self.x_dim))
+
+    def _px(self, params: torch.Tensor) -> torch.distributions.Distribution:
+        """p(x|z) from decoder outputs ``(B, D)``; its ``log_prob`` sums over the D pixels."""
+        if self.likelihood == "bernoulli":
+            return Independent(Bernoulli(logits=params, validate_args=False), 1)
+        scale = torch.exp(0.5 * self.decoder_logvar).expand_as(params)
+        return Independent(Normal(params, scale), 1)
+
+    def prior(self, n: int, device=None):
+        """The standard normal prior's ``(mu, logvar)`` for ``n`` codes."""
+        device = device or next(self.parameters()).device
+        zeros = torch.zeros(n, self.latent_dim, device=device)
+        return zeros, zeros
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Means of p(x|z) for ``n`` codes z ~ N(0, I): ``(n, D)``."""
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.latent_dim, device=device, generator=generator)
+        return self.decode(z).mean
+
+
+class VAE(_Base):
+    """Variational autoencoder: q(z|x) = N(mu(x), diag exp(logvar(x))), p(z) = N(0, I)."""
+
+    def __init__(self, x_shape, latent_dim, arch="mlp", hidden=256, likelihood="bernoulli"):
+        super().__init__(x_shape, latent_dim, arch, hidden, likelihood)
+        self.config = dict(x_shape=list(self.x_shape), latent_dim=latent_dim, arch=arch, hidden=hidden,
+                           likelihood=likelihood)
+        self.encoder = make_encoder(arch, self.x_shape, 0, 2 * latent_dim, hidden)
+        self.decoder = make_decoder(arch, latent_dim, self.x_shape, hidden)
+
+    def encode(self, x):
+        """``(B, D)`` -> ``(mu, logvar)``, each ``(B, latent_dim)``."""
+        _check_x(x, self.x_dim)
+        mu, logvar = self.encoder(x).chunk(2, dim=-1)
+        return mu, logvar
+
+    def decode(self, z):
+        """``(B, latent_dim)`` -> p(x|z)."""
+        return self._px(self.decoder(z))
+
+    def forward(self, x):
+        """Encode, draw z = mu + sigma * eps ({eq}`reparam`), decode."""
+        mu, logvar = self.encode(x)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        return Output(self.decode(z), mu, logvar, z)
+
+
+class AE(_Base):
+    """Deterministic autoencoder with the same networks as :class:`VAE`.
+
+    ``input_noise > 0`` adds N(0, input_noise^2) noise to the code before decoding during
+    training (the "noise on the decoder input" fix that the source text says is not enough).
+    """
+
+    def __init__(self, x_shape, latent_dim, arch="mlp", hidden=256, likelihood="bernoulli", input_noise=0.0):
+        super().__init__(x_shape, latent_dim, arch, hidden, likelihood)
+        if input_noise < 0:
+            raise ValueError(f"input_noise must be >= 0; got {input_noise}")
+        self.config = dict(x_shape=list(self.x_shape), latent_dim=latent_dim, arch=arch, hidden=hidden,
+                           likelihood=likelihood, input_noise=input_noise)
+        self.input_noise = input_noise
+        self.encoder = make_encoder(arch, self.x_shape, 0, latent_dim, hidden)
+        self.decoder = make_decoder(arch, latent_dim, self.x_shape, hidden)
+
+    def encode(self, x):
+        """``(B, D)`` -> the code ``z`` ``(B, latent_dim)``."""
+        _check_x(x, self.x_dim)
+        return self.encoder(x)
+
+    def decode(self, z):
+        return self._px(self.decoder(z))
+
+    def forward(self, x):
+        z = self.encode(x)
+        z_in = z + self.input_noise * torch.randn_like(z) if (self.training and self.input_noise) else z
+        return Output(self.decode(z_in), None, None, z)
+
+
+class CVAE(_Base):
+    """Conditional VAE on class labels ``y``.
+
+    ``prior="conditional"`` is Sohn et al. (2015): encoder q(z|x,y) and decoder p(x|z,y) both
+    see the label, and the prior p(z|y) = N(mu(y), diag exp(logvar(y))) is learned.
+    ``prior="class_mean"`` is the source text's minimal change: an unconditional encoder and
+    decoder, and a learned prior mean per class with unit variance, p(z|y) = N(mu^y, I).
+    """
+
+    def __init__(self, x_shape, latent_dim, n_classes, prior="conditional", arch="mlp", hidden=256,
+                 likelihood="bernoulli"):
+        super().__init__(x_shape, latent_dim, arch, hidden, likelihood)
+        _check_choice("prior", prior, ("conditional", "class_mean"))
+        if not isinstance(n_classes, int) or n_classes < 2:
+            raise ValueError(f"n_classes must be an int >= 2; got {n_classes!r}")
+        self.config = dict(x_shape=list(self.x_shape), latent_dim=latent_dim, n_classes=n_classes, prior=prior,
+                           arch=arch, hidden=hidden, likelihood=likelihood)
+        self.n_classes = n_classes
+        self.prior_kind = prior
+        cond = n_classes if prior == "conditional" else 0
+        self.encoder = make_encoder(arch, self.x_shape, cond, 2 * latent_dim, hidden)
+        self.decoder = make_decoder(arch, latent_dim + cond, self.x_shape, hidden)
+        if prior == "conditional":
+            self.prior_net = nn.Embedding(n_classes, 2 * latent_dim)
+            nn.init.zeros_(self.prior_net.weight)
+        else:
+            self.class_means = nn.Embedding(n_classes, latent_dim)
+            nn.init.normal_(self.class_means.weight, std=1.0)
+
+    def _onehot(self, y):
+        if not isinstance(y, torch.Tensor) or y.dtype not in (torch.int64, torch.int32):
+            raise TypeError("y must be an integer tensor of class labels")
+        if y.ndim != 1:
+            raise ValueError(f"y must be (B,); got shape {tuple(y.shape)}")
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.n_classes):
+            raise ValueError(f"labels must lie in 0..{self.n_classes - 1}")
+        return nn.functional.one_hot(y.long(), self.n_classes).to(self.decoder_dtype)
+
+    @property
+    def decoder_dtype(self):
+        return next(self.parameters()).dtype
+
+    def prior(self, y):
+        """p(z|y) as ``(mu, logvar)``, each ``(B, latent_dim)``."""
+        if self.prior_kind == "conditional":
+            self._onehot(y)
+            return self.prior_net(y).chunk(2, dim=-1)
+        self._onehot(y)
+        mu = self.class_means(y)
+        return mu, torch.zeros_like(mu)
+
+    def encode(self, x, y):
+        _check_x(x, self.x_dim)
+        if y.shape[0] != x.shape[0]:
+            raise ValueError(f"x has {x.shape[0]} rows but y has {y.shape[0]}")
+        inp = torch.cat([x, self._onehot(y)], dim=1) if self.prior_kind == "conditional" else x
+        return self.encoder(inp).chunk(2, dim=-1)
+
+    def decode(self, z, y):
+        inp = torch.cat([z, self._onehot(y)], dim=1) if self.prior_kind == "conditional" else z
+        return self._px(self.decoder(inp))
+
+    def forward(self, x, y):
+        mu, logvar = self.encode(x, y)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        return Output(self.decode(z, y), mu, logvar, z)
+
+    def sample(self, y, generator=None):
+        """Means of p(x|z, y) for z ~ p(z|y): one image per label in ``y``."""
+        mu, logvar = self.prior(y)
+        eps = torch.randn(mu.shape, device=mu.device, generator=generator)
+        return self.decode(mu + torch.exp(0.5 * logvar) * eps, y).mean

@@ -1,0 +1,190 @@
+"""The objectives of the book, as pure functions and small callables for :func:`vaelib.train.fit`.
+
+Per-example quantities (shape ``(B,)``) are summed over data and latent dimensions. The
+training objectives average over the batch, because the optimiser needs one scalar; that
+average is the (1/M)-scaled minibatch estimate of the per-example mean of the data set
+(see the chapter on minibatch SGD, {eq}`sgd-unbiased`), so the reconstruction and KL terms are
+always scaled alike.
+
+A training objective is called as ``objective(model, x, y, step)`` and returns
+``(loss, metrics)``: the scalar to minimise and a dict of scalar tensors to log.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+__all__ = [
+    "gaussian_kl",
+    "ELBOTerms",
+    "elbo",
+    "check_targets",
+    "Reconstruction",
+    "BetaELBO",
+    "CapacityELBO",
+    "ConstrainedELBO",
+]
+
+
+def _as_tensor(name, v, like):
+    if isinstance(v, torch.Tensor):
+        return v
+    if isinstance(v, (int, float)):
+        return torch.tensor(float(v), dtype=like.dtype, device=like.device)
+    raise TypeError(f"{name} must be a tensor or a number; got {type(v).__name__}")
+
+
+def gaussian_kl(mu, logvar, prior_mu=0.0, prior_logvar=0.0) -> torch.Tensor:
+    """KL( N(mu, diag e^logvar) || N(prior_mu, diag e^prior_logvar) ), summed over the last dim.
+
+    Implements {eq}`kl-diag` of the Gaussian KL chapter, term by term:
+    ``1/2 * sum(prior_logvar - logvar + (e^logvar + (mu - prior_mu)^2) / e^prior_logvar - 1)``.
+    With the defaults it is {eq}`kl-standard`, ``1/2 sum(mu^2 + e^logvar - logvar - 1)``.
+    Shapes: ``mu`` and ``logvar`` ``(..., d)``; the prior arguments broadcast against them.
+    Returns ``(...)``: one KL per example.
+    """
+    if not isinstance(mu, torch.Tensor) or not isinstance(logvar, torch.Tensor):
+        raise TypeError("mu and logvar must be torch tensors")
+    if mu.shape != logvar.shape:
+        raise ValueError(f"mu and logvar must have the same shape; got {tuple(mu.shape)} and {tuple(logvar.shape)}")
+    if mu.ndim == 0:
+        raise ValueError("mu must have at least one (latent) dimension")
+    prior_mu = _as_tensor("prior_mu", prior_mu, mu)
+    prior_logvar = _as_tensor("prior_logvar", prior_logvar, mu)
+    try:
+        torch.broadcast_shapes(mu.shape, prior_mu.shape, prior_logvar.shape)
+    except RuntimeError as err:
+        raise ValueError(
+            f"prior shapes {tuple(prior_mu.shape)}, {tuple(prior_logvar.shape)} do not broadcast to {tuple(mu.shape)}"
+        ) from err
+    for name, t in (("mu", mu), ("logvar", logvar), ("prior_mu", prior_mu), ("prior_logvar", prior_logvar)):
+        if torch.isnan(t).any():
+            raise ValueError(f"{name} contains NaN")
+    per_dim = 0.5 * (prior_logvar - logvar + (torch.exp(logvar) + (mu - prior_mu) ** 2) * torch.exp(-prior_logvar) - 1.0)
+    return per_dim.sum(dim=-1)
+
+
+class ELBOTerms(NamedTuple):
+    """Per-example parts of the ELBO, each ``(B,)``: ``elbo = rec - kl``."""
+
+    elbo: torch.Tensor
+    rec: torch.Tensor  # one-sample estimate of E_q[log p(x|z)]
+    kl: torch.Tensor  # KL(q(z|x) || p(z)) in closed form
+
+
+def check_targets(model, x: torch.Tensor) -> None:
+    """Raise ``ValueError`` for NaN inputs, or for Bernoulli targets outside [0, 1]."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor; got {type(x).__name__}")
+    if torch.isnan(x).any():
+        raise ValueError("x contains NaN")
+    if getattr(model, "likelihood", None) == "bernoulli":
+        lo, hi = float(x.min()), float(x.max())
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(f"a Bernoulli likelihood needs targets in [0, 1]; got values in [{lo:.3g}, {hi:.3g}]")
+
+
+def elbo(model, x, y=None, check: bool = True) -> ELBOTerms:
+    """The ELBO {eq}`elbo-kl-form` = E_q[log p(x|z)] - KL(q(z|x) || p(z)), per example.
+
+    One reparameterised sample of z estimates the reconstruction term; the KL is closed-form
+    ({eq}`kl-diag`), to the model's prior (N(0, I), or p(z|y) for a :class:`~vaelib.models.CVAE`).
+    ``x`` is ``(B, D)``; returns :class:`ELBOTerms` of ``(B,)`` tensors, in nats.
+    """
+    if check:
+        check_targets(model, x)
+    if y is None:
+        out = model(x)
+        kl = gaussian_kl(out.mu, out.logvar)
+    else:
+        out = model(x, y)
+        prior_mu, prior_logvar = model.prior(y)
+        kl = gaussian_kl(out.mu, out.logvar, prior_mu, prior_logvar)
+    rec = out.px.log_prob(x)
+    return ELBOTerms(rec - kl, rec, kl)
+
+
+def _needs_labels(model):
+    return model.__class__.__name__ == "CVAE"
+
+
+def _terms(model, x, y):
+    return elbo(model, x, y if _needs_labels(model) else None, check=False)
+
+
+class Reconstruction:
+    """Autoencoder loss: the negative log-likelihood -log p(x|z) of the code, batch mean."""
+
+    def __call__(self, model, x, y=None, step=0):
+        out = model(x)
+        nll = -out.px.log_prob(x).mean()
+        return nll, {"rec": -nll}
+
+
+class BetaELBO:
+    """Minimise -(E_q[log p(x|z)] - beta * KL), batch mean ({eq}`beta-vae`; beta = 1 is the ELBO)."""
+
+    def __init__(self, beta: float = 1.0):
+        if not beta >= 0 or math.isinf(beta):
+            raise ValueError(f"beta must be a finite number >= 0; got {beta}")
+        self.beta = float(beta)
+
+    def __call__(self, model, x, y=None, step=0):
+        t = _terms(model, x, y)
+        rec, kl = t.rec.mean(), t.kl.mean()
+        return -(rec - self.beta * kl), {"elbo": rec - kl, "rec": rec, "kl": kl}
+
+
+class CapacityELBO:
+    """Burgess et al. (2018): minimise -E_q[log p(x|z)] + gamma * |KL - C|, batch mean,
+    with the capacity C growing linearly from 0 to ``c_max`` nats over ``anneal_steps`` steps."""
+
+    def __init__(self, gamma: float, c_max: float, anneal_steps: int):
+        if gamma < 0 or c_max < 0 or anneal_steps < 1:
+            raise ValueError(f"need gamma >= 0, c_max >= 0, anneal_steps >= 1; got {gamma}, {c_max}, {anneal_steps}")
+        self.gamma, self.c_max, self.anneal_steps = float(gamma), float(c_max), int(anneal_steps)
+
+    def capacity(self, step: int) -> float:
+        return self.c_max * min(1.0, step / self.anneal_steps)
+
+    def __call__(self, model, x, y=None, step=0):
+        t = _terms(model, x, y)
+        rec, kl = t.rec.mean(), t.kl.mean()
+        c = self.capacity(step)
+        return -rec + self.gamma * (kl - c).abs(), {"elbo": rec - kl, "rec": rec, "kl": kl,
+                                                  "capacity": torch.tensor(c)}
+
+
+class ConstrainedELBO:
+    """max E_q[log p(x|z)] s.t. KL <= delta, by gradient descent-ascent on the Lagrangian
+    F = E_q[log p(x|z)] - beta (KL - delta) ({eq}`kkt-lagrangian`).
+
+    The model takes a descent step on -F; beta takes a projected ascent step on the dual,
+    beta <- max(0, beta + lr_beta * (KL - delta)), so beta grows while the constraint is
+    violated and decays to 0 while it is slack (complementary slackness).
+    """
+
+    def __init__(self, delta: float, lr_beta: float = 0.01, beta0: float = 1.0):
+        if delta < 0 or lr_beta <= 0 or beta0 < 0:
+            raise ValueError(f"need delta >= 0, lr_beta > 0, beta0 >= 0; got {delta}, {lr_beta}, {beta0}")
+        self.delta, self.lr_beta = float(delta), float(lr_beta)
+        self.beta = float(beta0)
+        self._beta_t = None
+
+    def __call__(self, model, x, y=None, step=0):
+        t = _terms(model, x, y)
+        rec, kl = t.rec.mean(), t.kl.mean()
+        if self._beta_t is None or self._beta_t.device != kl.device:
+            self._beta_t = torch.tensor(self.beta, device=kl.device, dtype=kl.dtype)
+        beta = self._beta_t.clone()
+        loss = -(rec - beta * (kl - self.delta))
+        # dual ascent, on the device, without a host sync
+        self._beta_t = torch.clamp(beta + self.lr_beta * (kl.detach() - self.delta), min=0.0)
+        return loss, {"elbo": rec - kl, "rec": rec, "kl": kl, "beta": beta}
+
+    @property
+    def current_beta(self) -> float:
+        return float(self._beta_t) if self._beta_t is not None else self.beta

@@ -1,0 +1,86 @@
+"""Figures used by several chapters. Each function returns the matplotlib ``Figure``."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["image_grid", "latent_scatter", "traversal_grid", "training_curves"]
+
+
+def _np(a):
+    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
+def image_grid(images, shape, nrow: int = 10, title: str | None = None, ax=None, scale: float = 0.6):
+    """Tile flattened images ``(N, D)`` (values in [0, 1]) of image ``shape`` (C, H, W) into a grid."""
+    import matplotlib.pyplot as plt
+
+    imgs = _np(images).reshape(-1, *shape)[:, 0]
+    n = imgs.shape[0]
+    ncol = min(nrow, n)
+    nrows = -(-n // ncol)
+    h, w = imgs.shape[1:]
+    canvas = np.ones((nrows * (h + 1) - 1, ncol * (w + 1) - 1))
+    for i, im in enumerate(imgs):
+        r, c = divmod(i, ncol)
+        canvas[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = im
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(scale * ncol, scale * nrows))
+    ax.imshow(canvas, cmap="gray_r" if h <= 28 else "gray", vmin=0, vmax=1)
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    return ax.figure
+
+
+def latent_scatter(z, labels, title: str | None = None, ax=None):
+    """Scatter the first two latent coordinates, coloured by label."""
+    import matplotlib.pyplot as plt
+
+    z, labels = _np(z), _np(labels)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.5, 4))
+    sc = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", s=6, alpha=0.8)
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    if title:
+        ax.set_title(title)
+    ax.figure.colorbar(sc, ax=ax, ticks=range(10))
+    return ax.figure
+
+
+@torch.no_grad()
+def traversal_grid(decode, z0, shape, span: float = 2.5, steps: int = 9, dims=None, title: str | None = None):
+    """Decode ``z0`` with one latent coordinate at a time swept over [-span, span].
+
+    ``decode``: ``(N, L)`` -> ``(N, D)`` image means; ``z0`` ``(L,)``. One row per dimension.
+    """
+    z0 = torch.as_tensor(z0).flatten()
+    dims = list(range(z0.numel())) if dims is None else list(dims)
+    vals = torch.linspace(-span, span, steps, dtype=z0.dtype, device=z0.device)
+    z = z0.repeat(len(dims) * steps, 1)
+    for r, d in enumerate(dims):
+        z[r * steps : (r + 1) * steps, d] = vals
+    fig = image_grid(decode(z), shape, nrow=steps, title=title)
+    return fig
+
+
+def training_curves(history: dict, keys, title: str | None = None, ax=None):
+    """Plot per-epoch ``history[key]`` for each key (and ``test_<key>`` when present)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+    for k in keys:
+        if k not in history:
+            raise KeyError(f"history has no {k!r}; it has {sorted(history)}")
+        ax.plot(np.arange(1, len(history[k]) + 1), history[k], label=k)
+        if f"test_{k}" in history:
+            ax.plot(np.arange(1, len(history[k]) + 1), history[f"test_{k}"], "--", label=f"test_{k}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("nats per example")
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return ax.figure
