@@ -26,7 +26,9 @@ def colab_source(url: str | None = None) -> str:
     return (
         "# In Colab, install vaelib from the book's repository (Colab's own torch is kept).\n"
         "# Anywhere else this cell does nothing: run the book from its repository.\n"
-        "import subprocess, sys\n"
+        "import subprocess\n"
+        "import sys\n"
+        "\n"
         'if "google.colab" in sys.modules:\n'
         f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+{url}"], check=True)'
     )
@@ -56,3 +58,26 @@ def write_notebook(path, cells) -> None:
         c["id"] = f"c{i:03d}"
     nbformat.validate(nb)
     Path(path).write_text(nbformat.writes(nb) + "\n")
+
+
+def refresh_colab_cells() -> list[str]:
+    """Rewrite the first code cell of every chapter to the Colab cell for ``repository.url``
+    (run after changing the URL in ``_config.yml``, e.g. in a fork). Returns the changed files."""
+    changed = []
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        first = next(c for c in nb.cells if c.cell_type == "code")
+        if first.source != colab_source():
+            first.source = colab_source()
+            first.metadata["tags"] = ["remove-cell"]
+            path.write_text(nbformat.writes(nb) + "\n")
+            changed.append(path.name)
+    return changed
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--refresh-colab"]:
+        sys.exit("usage: python -m tools.nbtools --refresh-colab")
+    print("\n".join(refresh_colab_cells()) or "all Colab cells up to date")
