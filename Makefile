@@ -5,7 +5,7 @@ PY         := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 BUILD_FLAGS = -W -n --keep-going
 
-.PHONY: setup book test lint unit notebooks build-smoke strip clean bench
+.PHONY: setup book test lint unit notebooks build-smoke book-checks browser-check colab-check colab-env mathjax chromium serve strip clean bench
 
 setup: $(VENV)/.installed
 
@@ -16,15 +16,29 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 ## make book: execute every chapter at the default budget and write _build/html
-book: setup
+book: setup mathjax
 	$(VENV)/bin/jupyter-book build . $(BUILD_FLAGS)
-	@echo "Book written: open $(CURDIR)/_build/html/index.html"
+	@echo
+	@echo "Book written to $(CURDIR)/_build/html"
+	@echo "  open file://$(CURDIR)/_build/html/index.html in a browser, or run 'make serve' for http://127.0.0.1:$(PORT)/"
 
-## make test: lint, unit tests, every notebook under nbval, and the book build (smoke budget)
-test: setup lint unit notebooks build-smoke
+## make serve: serve the built book on this machine only
+PORT ?= 8000
+serve:
+	@test -f _build/html/index.html || { echo "no book yet: run 'make book' first"; exit 1; }
+	@echo "Serving $(CURDIR)/_build/html at http://127.0.0.1:$(PORT)/ (Ctrl-C stops)"
+	$(PY) -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
+
+## make test: lint, unit tests, every notebook under nbval, the book build (smoke budget),
+## then the reader's checks: every page in headless Chromium, every chapter in a Colab-like environment
+# (the Colab-like environment and Chromium are installed while the notebooks run: mostly waiting on the disk)
+test: setup lint unit
+	$(MAKE) --no-print-directory -j3 -O notebooks colab-env chromium
+	$(MAKE) --no-print-directory build-smoke
+	$(MAKE) --no-print-directory book-checks
 
 lint: setup
-	$(VENV)/bin/ruff check vaelib tests tools bench notebooks
+	$(VENV)/bin/ruff check vaelib tests tests_book tools bench notebooks
 	$(PY) tools/strip_notebooks.py --check
 
 unit: setup
@@ -33,9 +47,40 @@ unit: setup
 notebooks: setup
 	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(VENV)/bin/pytest -q --nbval-lax -n 2 --dist loadfile notebooks
 
-build-smoke: setup
+build-smoke: setup mathjax
 	rm -rf _build/.jupyter_cache _build/html
 	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(VENV)/bin/jupyter-book build . $(BUILD_FLAGS)
+
+# The two reader's checks run side by side (the browser is light; the chapters take the 2 cores).
+book-checks:
+	$(MAKE) --no-print-directory -j2 -O browser-check colab-check
+
+## browser-check: every page of _build/html (or BOOK_HTML) in headless Chromium, and the math fixture book;
+## screenshots in _build/screenshots
+browser-check: setup mathjax chromium
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests_book/test_html.py tests_book/test_math_fixture.py
+
+## colab-check: every chapter in a separate environment with only Colab's packages + vaelib (_build/venv-colab)
+COLAB = cd "$${TMPDIR:-/tmp}" && TORCH_SPEC='$(TORCH_SPEC)' VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} python3 $(CURDIR)/tests_book/colab_like.py
+colab-check:
+	$(COLAB)
+colab-env:
+	$(COLAB) --setup-only
+
+# MathJax 3 from npm, served with the book (tools/book_mathjax.py) so its math renders offline.
+MATHJAX_JS := _build/mathjax-site/mathjax/tex-mml-chtml.js
+mathjax: $(MATHJAX_JS)
+$(MATHJAX_JS):
+	command -v npm >/dev/null || { apt-get update -q && apt-get install -y -q npm; }
+	npm install --silent --no-audit --no-fund --prefix _build/mathjax-npm mathjax@3
+	rm -rf _build/mathjax-site && mkdir -p _build/mathjax-site
+	cp -r _build/mathjax-npm/node_modules/mathjax/es5 _build/mathjax-site/mathjax
+	test -s $@
+
+# Debian's headless-capable Chromium for browser-check (skipped when one is on PATH).
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
+	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 strip:
 	$(PY) tools/strip_notebooks.py

@@ -6,11 +6,11 @@ shuffles with its own seeded generator, and logs per-epoch means of what the obj
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from . import config
 from .data import ImageData
@@ -26,7 +26,7 @@ def _check_data(data):
 
 
 def fit(model, data: ImageData, objective, *, epochs: int, batch_size: int = 128, lr: float = 1e-3,
-        seed: int = 0, device=None, eval_data: ImageData | None = None, progress: bool = True,
+        seed: int = 0, device=None, eval_data: ImageData | None = None, progress: bool | None = None,
         drop_last: bool = True) -> dict[str, list[float]]:
     """Train ``model`` on ``data`` with Adam, minimising ``objective`` for ``epochs`` epochs.
 
@@ -35,6 +35,8 @@ def fit(model, data: ImageData, objective, *, epochs: int, batch_size: int = 128
     epoch's batches; with ``eval_data``, the same metrics on it (no gradient, model in eval
     mode) as ``test_<name>``; and ``seconds``, the wall time of each epoch (machine dependent).
     Same seed, same data, same model initialisation -> the same history on a CPU.
+    ``progress=None`` shows a per-epoch progress bar only where a reader watches (a terminal, or
+    Colab), not in the built book or the tests; ``True``/``False`` force it.
     """
     _check_data(data)
     if eval_data is not None:
@@ -57,7 +59,7 @@ def fit(model, data: ImageData, objective, *, epochs: int, batch_size: int = 128
     history: dict[str, list[float]] = {}
     n_batches = n // batch_size if drop_last else -(-n // batch_size)
     step = 0
-    bar = tqdm(range(epochs), disable=not progress, desc=type(model).__name__, leave=False)
+    bar = _progress_bar(range(epochs), progress, type(model).__name__)
     for _ in bar:
         t0 = time.perf_counter()
         model.train()
@@ -88,6 +90,21 @@ def fit(model, data: ImageData, objective, *, epochs: int, batch_size: int = 128
         bar.set_postfix({k: f"{v:.3g}" for k, v in epoch.items() if k in ("loss", "test_loss")})
     model.eval()
     return history
+
+
+def _progress_bar(iterable, progress, desc):
+    if progress is None:
+        progress = "google.colab" in sys.modules or sys.stderr.isatty()
+    if not progress:
+        from tqdm.std import tqdm
+
+        return tqdm(iterable, disable=True)
+    try:  # a notebook widget where ipywidgets exists (Colab), text elsewhere, never a warning
+        import ipywidgets  # noqa: F401
+        from tqdm.auto import tqdm
+    except ImportError:
+        from tqdm.std import tqdm
+    return tqdm(iterable, desc=desc, leave=False)
 
 
 @torch.no_grad()
