@@ -21,13 +21,15 @@ def image_grid(images, shape, nrow: int = 10, title: str | None = None, ax=None,
     ncol = min(nrow, n)
     nrows = -(-n // ncol)
     h, w = imgs.shape[1:]
-    canvas = np.ones((nrows * (h + 1) - 1, ncol * (w + 1) - 1))
+    cmap = "gray_r" if h <= 28 else "gray"  # ink dark on white for digits, white sprites on black
+    # separators drawn white in either colour map
+    canvas = np.full((nrows * (h + 1) - 1, ncol * (w + 1) - 1), 0.0 if cmap == "gray_r" else 1.0)
     for i, im in enumerate(imgs):
         r, c = divmod(i, ncol)
         canvas[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = im
     if ax is None:
         fig, ax = plt.subplots(figsize=(scale * ncol, scale * nrows))
-    ax.imshow(canvas, cmap="gray_r" if h <= 28 else "gray", vmin=0, vmax=1)
+    ax.imshow(canvas, cmap=cmap, vmin=0, vmax=1)
     ax.axis("off")
     if title:
         ax.set_title(title)
