@@ -32,6 +32,7 @@ __all__ = [
     "dsprites",
     "read_idx",
     "mnist",
+    "load_for_budget",
 ]
 
 
@@ -99,7 +100,7 @@ def load_digits(split: str, binarize: bool = False, dtype=torch.float32) -> Imag
     """scikit-learn's 8x8 digits (1797 images, 16 grey levels) scaled to [0, 1].
 
     The train/test split is fixed: a stratified 80/20 split with seed 0, so every chapter and
-    every machine sees the same 1437 training and 360 test images.
+    every machine sees the same 1438 training and 359 test images (20% of each class, rounded).
     ``binarize=True`` gives dynamic binarisation (see :class:`ImageData`).
     """
     if split not in ("train", "test", "all"):
@@ -288,3 +289,20 @@ def mnist(
     x = torch.as_tensor(images.reshape(images.shape[0], -1).astype(np.float32) / 255.0)
     h, w = images.shape[1:]
     return ImageData(x, torch.as_tensor(labels.astype(np.int64)), (1, h, w), binarize)
+
+
+def load_for_budget(split: str, binarize: bool = False, root="data/mnist") -> tuple[ImageData, str]:
+    """The digits the training chapters use: MNIST at the ``full`` budget when it can be
+    downloaded (into ``root``), else scikit-learn's 8x8 digits (:func:`load_digits`).
+
+    Returns ``(data, name)`` with ``name`` ``"MNIST"`` or ``"digits"``, so a chapter can say
+    which one produced its numbers.
+    """
+    from . import config
+
+    if config.budget() == "full":
+        try:
+            return mnist(root, split, binarize=binarize), "MNIST"
+        except RuntimeError as err:  # offline: say so and fall back to the digits
+            print("MNIST is not available, using the 8x8 digits instead:", err)
+    return load_digits(split, binarize=binarize), "digits"

@@ -22,6 +22,8 @@ __all__ = [
     "beta_vae_score",
     "digit_classifier",
     "classifier_confidence",
+    "class_target_fractions",
+    "gaussian_fit_kl",
 ]
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -221,3 +223,44 @@ def classifier_confidence(clf, images, target=None, threshold: float = 0.9) -> d
         pred = clf.classes_[proba.argmax(1)]
         out["frac_target"] = float((pred == np.asarray(target)).mean())
     return out
+
+
+def class_target_fractions(clf, images, target, n_classes: int = 10) -> np.ndarray:
+    """For every class k, the fraction of the images requested as k that ``clf`` labels k.
+
+    ``images`` ``(N, D)``, ``target`` ``(N,)`` integer labels. Returns ``(n_classes,)``, NaN for a
+    class that no image requested.
+    """
+    images = np.asarray(images, dtype=np.float64)
+    target = np.asarray(target)
+    if images.ndim != 2 or target.shape != (images.shape[0],):
+        raise ValueError(f"need images (N, D) and target (N,); got {images.shape} and {target.shape}")
+    pred = clf.predict(images)
+    out = np.full(n_classes, np.nan)
+    for k in range(n_classes):
+        asked = target == k
+        if asked.any():
+            out[k] = float((pred[asked] == k).mean())
+    return out
+
+
+def gaussian_fit_kl(codes) -> float:
+    """KL( N(m, S) || N(0, I) ) in nats, where m and S are the sample mean and covariance of ``codes``.
+
+    How far the cloud of codes is from the prior a sampler would draw from, by {eq}`kl-diag`'s
+    full-covariance form ``1/2 (tr S + m^T m - d - log det S)``: 0 when the codes look like
+    N(0, I) to second order, large when they are shifted, shrunk or blown up.
+    ``codes`` ``(N, d)`` with N > d. Returns a float.
+    """
+    codes = np.asarray(codes, dtype=np.float64)
+    if codes.ndim != 2 or codes.shape[0] <= codes.shape[1]:
+        raise ValueError(f"codes must be (N, d) with N > d; got shape {codes.shape}")
+    if not np.isfinite(codes).all():
+        raise ValueError("codes contain NaN or infinity")
+    d = codes.shape[1]
+    m = codes.mean(0)
+    s = np.atleast_2d(np.cov(codes, rowvar=False))
+    sign, logdet = np.linalg.slogdet(s)
+    if sign <= 0:
+        raise ValueError("the codes' covariance is singular: they do not span all d dimensions")
+    return float(0.5 * (np.trace(s) + m @ m - d - logdet))
