@@ -3,7 +3,8 @@ VENV       ?= .venv
 PY         := $(VENV)/bin/python
 # The CPU wheel on these machines; override e.g. TORCH_SPEC='torch' on a machine with CUDA.
 TORCH_SPEC ?= torch==2.13.0
-BUILD_FLAGS = -W -n --keep-going
+# --all: the budget is not a Sphinx input, so every page is rebuilt (and every chapter re-executed)
+BUILD_FLAGS = -W -n --keep-going --all
 
 .PHONY: setup book test lint unit notebooks build-smoke book-checks browser-check colab-check colab-env mathjax chromium serve strip clean bench
 
