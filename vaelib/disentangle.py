@@ -12,7 +12,7 @@ import torch
 
 from . import config
 from .data import ImageData, render_dsprites
-from .metrics import mig_per_factor
+from .metrics import _posterior_params, mig_per_factor
 from .objectives import BetaELBO
 from .train import evaluate, fit
 
@@ -33,9 +33,9 @@ def posterior_means(model, x: torch.Tensor, batch_size: int = 2048) -> np.ndarra
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    out = [model.encode(x[s : s + batch_size].to(device))[0].double().cpu() for s in range(0, x.shape[0], batch_size)]
+    mu, _ = _posterior_params(model, x.to(device), batch_size)
     model.train(was_training)
-    return torch.cat(out).numpy()
+    return mu.double().cpu().numpy()
 
 
 def encoder_fn(model, batch_size: int = 2048):
