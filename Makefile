@@ -62,7 +62,7 @@ browser-check: setup mathjax chromium
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests_book/test_html.py tests_book/test_math_fixture.py
 
 ## colab-check: every chapter in a separate environment with only Colab's packages + vaelib (_build/venv-colab)
-COLAB = cd "$${TMPDIR:-/tmp}" && TORCH_SPEC='$(TORCH_SPEC)' VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} python3 $(CURDIR)/tests_book/colab_like.py
+COLAB = cd "$${TMPDIR:-/tmp}" && VAEBOOK_THREADS=$${VAEBOOK_THREADS:-1} TORCH_SPEC='$(TORCH_SPEC)' VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} python3 $(CURDIR)/tests_book/colab_like.py
 colab-check:
 	$(COLAB)
 colab-env:

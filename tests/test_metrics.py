@@ -1,6 +1,9 @@
+import math
+
 import numpy as np
 import pytest
 import torch
+from scipy.stats import entropy
 
 from tests.linear_gaussian import LinearGaussian
 from vaelib.metrics import (
@@ -8,6 +11,7 @@ from vaelib.metrics import (
     beta_vae_score,
     iwae_log_likelihood,
     kl_per_dimension,
+    mig_ceiling,
     mig_per_factor,
     mutual_information_gap,
 )
@@ -103,6 +107,168 @@ def test_mig_rejects_bad_input():
         mutual_information_gap(rng.standard_normal((100, 3)), f.astype(float))
     with pytest.raises(ValueError, match="NaN"):
         mutual_information_gap(np.full((100, 3), np.nan), f)
+    with pytest.raises(ValueError, match="2 code dimensions"):
+        mutual_information_gap(rng.standard_normal((100, 1)), f)
+    with pytest.raises(ValueError, match="n_bins"):
+        mutual_information_gap(rng.standard_normal((100, 3)), f, n_bins=0)
+    with pytest.raises(TypeError, match="n_bins"):
+        mutual_information_gap(rng.standard_normal((100, 3)), f, n_bins=2.5)
+    with pytest.raises(ValueError, match="factors must be 2-D"):
+        mig_ceiling(f[:, 0])
+    with pytest.raises(TypeError, match="factors must be integer"):
+        mig_ceiling(f.astype(float))
+    with pytest.raises(ValueError, match="constant"):
+        mig_ceiling(np.zeros((10, 2), dtype=int))
+    with pytest.raises(ValueError, match="n_bins"):
+        mig_ceiling(f, n_bins=-1)
+    with pytest.raises(TypeError, match="n_bins"):
+        mig_ceiling(f, n_bins=True)
+
+
+def _grid(*columns):
+    """Every combination of the given value lists once: a full factorial design, in which any two
+    columns are exactly independent in the sample, so their plug-in MI is 0 up to round-off."""
+    mesh = np.meshgrid(*columns, indexing="ij")
+    return np.stack([m.ravel() for m in mesh], axis=1)
+
+
+def _plugin_mi(a, b):
+    """I(a; b) in nats from the contingency table, H(a) + H(b) - H(a, b) with scipy's entropy:
+    an implementation of the formula independent of sklearn's mutual_info_score."""
+    _, ai = np.unique(a, return_inverse=True)
+    _, bi = np.unique(b, return_inverse=True)
+    table = np.zeros((ai.max() + 1, bi.max() + 1))
+    np.add.at(table, (ai, bi), 1)
+    return entropy(table.sum(1)) + entropy(table.sum(0)) - entropy(table.ravel())
+
+
+def test_mig_of_a_perfect_code_for_32_values_is_the_hand_computed_ceiling():
+    # factors: v with 32 uniform values, w with 5; codes: copies of v and w and two noise
+    # coordinates, all on a full grid so that every coordinate but the copy carries exactly 0 nats
+    # about each factor and the gap is the copy's MI alone
+    rng = np.random.default_rng(0)
+    grid = _grid(np.arange(32), np.arange(5), rng.standard_normal(3), rng.standard_normal(4))
+    grid = grid[rng.permutation(len(grid))]
+    factors = grid[:, :2].astype(np.int64)
+    codes = np.concatenate([grid[:, 2:], grid[:, :2]], axis=1)  # the copies are not the first columns
+    # by hand: 20 equal-width bins over [0, 31] are 1.55 wide; value i lands in bin floor(i / 1.55)
+    # (31, the maximum, in the last, closed bin 19), so these pairs share a bin and the rest are alone
+    shared = [(0, 1), (2, 3), (5, 6), (8, 9), (11, 12), (14, 15), (16, 17), (19, 20), (22, 23),
+              (25, 26), (27, 28), (30, 31)]
+    assert len(shared) == 12 and 32 - 2 * 12 == 8  # 12 bins of 2 values, 8 of 1: 20 bins
+    # the binned copy's entropy: 24 values in bins of probability 2/32, 8 in bins of 1/32
+    h_binned = 12 * (2 / 32) * math.log(32 / 2) + 8 * (1 / 32) * math.log(32)
+    expected = h_binned / math.log(32)  # = (3 + 5/4) / 5 = 0.85 exactly
+    assert expected == pytest.approx(0.85, abs=1e-15)
+    # tolerance: only float64 round-off in a dozen logs and sums separates the two sides (~1e-15);
+    # merging or splitting a single pair of values would move the answer by > 0.01
+    got = mig_per_factor(codes, factors)
+    assert got[0] == pytest.approx(expected, abs=1e-12) and got[0] < 1 - 0.1
+    assert got[1] == pytest.approx(1.0, abs=1e-12)  # 5 values < 20 bins: each value its own bin
+    assert mutual_information_gap(codes, factors) == pytest.approx((expected + 1) / 2, abs=1e-12)
+    ceiling = mig_ceiling(factors)
+    assert ceiling.shape == (2,)
+    assert ceiling == pytest.approx([expected, 1.0], abs=1e-12)
+    # with 32 bins the same code reaches 1: the shortfall is the binning's, not the code's
+    assert mig_per_factor(codes, factors, n_bins=32)[0] == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("n_values", [2, 7, 19, 20])
+def test_a_perfect_code_for_at_most_20_values_reaches_one(n_values):
+    rng = np.random.default_rng(n_values)
+    grid = _grid(np.arange(n_values), np.arange(3), rng.standard_normal(5))
+    factors = grid[:, :2].astype(np.int64)
+    codes = np.concatenate([grid[:, :2] * 0.37 - 2.0, grid[:, 2:]], axis=1)  # an affine copy
+    # round-off only (see above); a single merged pair of values would cost >= 0.1 for 20 values
+    assert mig_per_factor(codes, factors) == pytest.approx([1.0, 1.0], abs=1e-12)
+    assert mig_ceiling(factors) == pytest.approx([1.0, 1.0], abs=1e-12)
+
+
+def test_a_21_valued_factor_already_falls_short_of_one():
+    # 21 values over 20 bins of width 1: the two largest share the last, closed bin
+    v = np.arange(21)[:, None]
+    expected = (19 * math.log(21) + (2 / 21) * math.log(21 / 2) * 21) / 21 / math.log(21)
+    assert mig_ceiling(v) == pytest.approx([expected], abs=1e-12) and expected < 0.98
+    assert mig_ceiling(v, n_bins=21) == pytest.approx([1.0], abs=1e-12)
+
+
+def test_mig_of_a_non_uniform_factor_uses_its_empirical_entropy():
+    # v takes 0, 1, 2 with frequencies exactly 0.7, 0.2, 0.1; a noise coordinate is tiled so that
+    # it is exactly independent of v in the sample
+    rng = np.random.default_rng(1)
+    v = np.repeat([0, 1, 2], [70, 20, 10])
+    noise = rng.standard_normal(10)
+    factors = np.repeat(v, 10)[:, None]
+    noise_col = np.tile(noise, 100)
+    h_v = -(0.7 * math.log(0.7) + 0.2 * math.log(0.2) + 0.1 * math.log(0.1))
+    # a perfect copy: gap = H(v) / H(v) = 1 (round-off tolerance, as above)
+    copy = np.stack([factors[:, 0].astype(float), noise_col], axis=1)
+    assert mig_per_factor(copy, factors) == pytest.approx([1.0], abs=1e-12)
+    assert mig_ceiling(factors) == pytest.approx([1.0], abs=1e-12)
+    # a code that only says whether v is 0: I = H(0.7, 0.3), normalised by the empirical H(v);
+    # normalising by log 3 instead would give 0.556 rather than 0.759
+    is_zero = np.stack([(factors[:, 0] == 0).astype(float), noise_col], axis=1)
+    h_split = -(0.7 * math.log(0.7) + 0.3 * math.log(0.3))
+    assert mig_per_factor(is_zero, factors) == pytest.approx([h_split / h_v], abs=1e-12)
+    assert abs(h_split / math.log(3) - h_split / h_v) > 0.2
+
+
+def test_mig_known_partial_answer_for_a_factor_made_of_two_bits():
+    # v = 2a + b with a a fair bit and b a bit that is 1 a quarter of the time, exactly independent
+    # (every (a, b) combination in proportion); code 1 = a, code 2 = b
+    a = np.repeat([0, 1], 8)
+    b = np.tile([1, 0, 0, 0], 4)
+    assert np.mean(b) == 0.25 and np.mean(b[a == 0]) == np.mean(b[a == 1])
+    factors = (2 * a + b)[:, None]
+    codes = np.stack([a, b], axis=1).astype(float)
+    h_a = math.log(2)
+    h_b = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+    # I(a; v) = H(a), I(b; v) = H(b) (each is a function of v), H(v) = H(a) + H(b) by independence
+    expected = (h_a - h_b) / (h_a + h_b)
+    assert expected == pytest.approx(0.1042, abs=1e-4)  # not 0, not 1
+    assert mig_per_factor(codes, factors) == pytest.approx([expected], abs=1e-12)
+    # swapping the coordinates does not change the gap; the ceiling of a 4-valued factor is 1
+    assert mig_per_factor(codes[:, ::-1], factors) == pytest.approx([expected], abs=1e-12)
+    assert mig_ceiling(factors) == pytest.approx([1.0], abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_mig_matches_an_independent_implementation(seed):
+    rng = np.random.default_rng(seed)
+    n = 3000
+    factors = np.stack([rng.integers(0, 6, n), rng.choice(4, n, p=[0.5, 0.3, 0.15, 0.05])], axis=1)
+    # discrete codes with at most 20 equally spaced levels (both ends present) keep one level per
+    # bin, so the binning is a relabelling and MI is that of the raw codes; the codes depend
+    # noisily on the factors so the MIs are far from 0 and from each other
+    levels = np.stack([
+        np.clip(factors[:, 0] * 3 + rng.integers(0, 3, n), 0, 17),
+        np.clip(factors[:, 1] * 4 + rng.integers(-2, 3, n), 0, 19),
+        (factors[:, 0] + factors[:, 1] + rng.integers(0, 5, n)) % 11,
+        rng.integers(0, 20, n),
+    ], axis=1)
+    for col in levels.T:
+        assert col.min() == 0 and len(np.unique(col)) == col.max() + 1 <= 20
+    codes = levels * 0.25 + 1.0
+
+    def reference(binned):
+        gaps = []
+        for k in range(factors.shape[1]):
+            mi = sorted((_plugin_mi(binned[:, j], factors[:, k]) for j in range(binned.shape[1])), reverse=True)
+            p = np.bincount(factors[:, k]) / n
+            gaps.append((mi[0] - mi[1]) / entropy(p))
+        return np.array(gaps)
+
+    want = reference(levels)
+    assert want.min() > 0.02  # a test that can fail: the gaps are not trivially 0
+    # both sides are exact plug-in formulas in float64; they differ only by summation order (~1e-15)
+    assert mig_per_factor(codes, factors) == pytest.approx(want, abs=1e-12)
+    # continuous codes: bin them by the equal-width formula floor((x - min) / width), the maximum
+    # in the last bin, written here without np.histogram; Gaussian codes hit a bin edge with
+    # probability 0, so the two binnings agree exactly
+    cont = codes + rng.standard_normal(codes.shape)
+    lo, hi = cont.min(0), cont.max(0)
+    binned = np.minimum(np.floor((cont - lo) / (hi - lo) * 20), 19).astype(int)
+    assert mig_per_factor(cont, factors) == pytest.approx(reference(binned), abs=1e-12)
 
 
 def test_beta_vae_score_known_answers():

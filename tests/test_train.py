@@ -96,3 +96,20 @@ def test_model_constructors_reject_bad_arguments():
     assert out.mu.shape == (2, 3) and out.px.log_prob(torch.rand(2, 1024).round()).shape == (2,)
     g = VAE((1, 8, 8), 2, likelihood="gaussian")
     assert g(torch.rand(3, 64)).px.log_prob(torch.rand(3, 64)).shape == (3,)
+
+
+def test_thread_count_is_decided_in_config(monkeypatch):
+    monkeypatch.setenv("VAEBOOK_THREADS", "3")
+    assert config.threads() == 3
+    monkeypatch.setenv("VAEBOOK_THREADS", "0")
+    with pytest.raises(ValueError, match="VAEBOOK_THREADS"):
+        config.threads()
+    monkeypatch.delenv("VAEBOOK_THREADS")
+    monkeypatch.setattr(config, "_TORCH_DEFAULT_THREADS", 64)
+    monkeypatch.setattr(config.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    assert config.threads() == 4  # 8 cores shared by 2 workers
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "16")
+    assert config.threads() == 1
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT")
+    assert config.threads() == 8

@@ -5,7 +5,7 @@
 What "like Colab" means here:
 - a separate virtual environment (``_build/venv-colab``, made once and reused; ``--fresh`` remakes it)
   holding only what Colab preinstalls and the chapters may use: torch (``$TORCH_SPEC``, the CPU wheel
-  here), numpy, matplotlib, sympy, scikit-learn, tqdm, and ipykernel/nbclient/nbformat to run a notebook;
+  here), numpy, scipy, matplotlib, sympy, scikit-learn, tqdm, and ipykernel/nbclient/nbformat to run a notebook;
   no myst-nb, jupyter-book, pytest, nbval, PyYAML-based tools;
 - vaelib installed into it as a package, from a copy of the package's files (``pip install <copy>``,
   not editable), as the Colab cell's ``pip install git+<repository>`` would;
@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / "_build" / "venv-colab"
 # What Colab has preinstalled that a chapter may use (plus the notebook runner); torch comes first, alone.
-COLAB_PACKAGES = ["numpy", "matplotlib", "sympy", "scikit-learn", "tqdm", "ipykernel", "nbclient", "nbformat"]
+COLAB_PACKAGES = ["numpy", "scipy", "matplotlib", "sympy", "scikit-learn", "tqdm", "ipykernel", "nbclient", "nbformat"]
 # Importable in the book's own environment, absent from Colab: a chapter must not touch them.
 BOOK_ONLY = ["myst_nb", "jupyter_book", "sphinx", "nbval", "pytest", "tools", "tests"]
 STAMP = VENV / ".colab-like-installed"

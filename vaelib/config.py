@@ -7,6 +7,11 @@
 * ``full``    -- paper-scale data and iterations, meant for a GPU.
 
 The device is chosen once per process: CUDA, then Apple's MPS, then the CPU.
+
+``VAEBOOK_THREADS`` sets torch's CPU thread count, here and nowhere else (:func:`threads`); it is
+applied when vaelib is imported. Unset, a process takes its share of the cores: all of them when
+it runs alone (the book build, a reader), one each when pytest-xdist runs several side by side,
+because on a busy 2-core machine two torch threads per process were measured 5-30x slower than one.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import TypeVar
 import torch
 
 BUDGETS = ("smoke", "default", "full")
+_TORCH_DEFAULT_THREADS = torch.get_num_threads()
 
 T = TypeVar("T")
 
@@ -36,6 +42,32 @@ def budget() -> str:
             f"VAEBOOK_BUDGET must be one of {', '.join(BUDGETS)}; got {os.environ['VAEBOOK_BUDGET']!r}"
         )
     return value
+
+
+def threads() -> int:
+    """torch's intra-op CPU thread count for this process.
+
+    ``VAEBOOK_THREADS`` when set (a positive int); otherwise this process's share of the cores:
+    the usable cores divided by the number of pytest-xdist workers running beside it, at least 1,
+    and at most torch's own default (the physical cores).
+    """
+    value = os.environ.get("VAEBOOK_THREADS", "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"VAEBOOK_THREADS must be a positive integer; got {os.environ['VAEBOOK_THREADS']!r}")
+        return int(value)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")
+    workers = int(workers) if workers.isdigit() and int(workers) > 0 else 1
+    return max(1, min(_TORCH_DEFAULT_THREADS, cores // workers))
+
+
+def apply_threads() -> int:
+    """Set torch's thread count to :func:`threads` and return it (done once when vaelib is imported)."""
+    n = threads()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
 
 
 def by_budget(smoke: T, default: T, full: T) -> T:
@@ -72,3 +104,6 @@ def describe() -> str:
     dev = device()
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type
     return f"budget={budget()}  device={name}  torch={torch.__version__}  threads={torch.get_num_threads()}"
+
+
+apply_threads()

@@ -1,7 +1,7 @@
 """Helpers for measuring disentanglement: posterior means as codes, a cached dSprites renderer
 for the beta-VAE metric, and a sweep that trains one model per (beta, seed) and scores it.
 
-The sweep trains with :func:`vaelib.train.fit` and :class:`vaelib.objectives.BetaELBO`, and
+The sweep trains with :func:`vaelib.train.fit_many` and :class:`vaelib.objectives.BetaELBO`, and
 scores with :func:`vaelib.metrics.mig_per_factor`; nothing here is a new model or loss.
 """
 
@@ -14,7 +14,7 @@ from . import config
 from .data import ImageData, render_dsprites
 from .metrics import _posterior_params, mig_per_factor
 from .objectives import BetaELBO
-from .train import evaluate, fit
+from .train import evaluate, fit_many
 
 __all__ = ["posterior_means", "encoder_fn", "CachedRenderer", "beta_sweep", "mean_and_spread"]
 
@@ -73,27 +73,33 @@ def beta_sweep(make_model, data: ImageData, betas, seeds, *, eval_data: ImageDat
                batch_size: int = 128, lr: float = 1e-3, n_bins: int = 20, progress: bool = False) -> list[dict]:
     """Train one model per ``(beta, seed)`` with :class:`~vaelib.objectives.BetaELBO` and score it.
 
-    ``make_model()`` returns a fresh model; it is called after ``config.seed_everything(seed)``,
-    so the seed fixes the initialisation as well as the shuffling and the noise.
+    All ``len(betas) * len(seeds)`` models train as one batched computation
+    (:func:`~vaelib.train.fit_many`). ``make_model()`` returns a fresh model; it is called after
+    ``config.seed_everything(seed)``, so the seed fixes the initialisation as well as the
+    shuffling and the noise, and models of one seed are paired: same initialisation, same
+    batches, same noise draws, different beta.
     ``eval_data.y`` must hold integer factor labels ``(N, K)``.
-    Returns one dict per run: ``beta``, ``seed``, ``model``, ``history`` (from :func:`fit`),
+    Returns one dict per run: ``beta``, ``seed``, ``model``, ``history`` (from :func:`fit_many`),
     ``rec`` and ``kl`` (means over ``eval_data``, nats), ``mig`` (``(K,)`` per factor, on the
-    posterior means of ``eval_data``) and ``seconds`` (training wall time, machine dependent).
+    posterior means of ``eval_data``).
     """
     if eval_data.y.ndim != 2:
         raise ValueError(f"eval_data.y must be (N, K) factor labels; got shape {tuple(eval_data.y.shape)}")
+    grid = [(float(beta), int(seed)) for beta in betas for seed in seeds]
+    if not grid:
+        raise ValueError("beta_sweep needs at least one beta and one seed")
+    models = []
+    for _, seed in grid:
+        config.seed_everything(seed)
+        models.append(make_model())
+    histories = fit_many(models, data, [BetaELBO(b) for b, _ in grid], seeds=[s for _, s in grid], epochs=epochs,
+                         batch_size=batch_size, lr=lr, progress=progress)
+    factors = eval_data.y.cpu().numpy()
     runs = []
-    for beta in betas:
-        for seed in seeds:
-            config.seed_everything(int(seed))
-            model = make_model()
-            history = fit(model, data, BetaELBO(beta), epochs=epochs, batch_size=batch_size, lr=lr,
-                          seed=int(seed), progress=progress)
-            ev = evaluate(model, eval_data, BetaELBO(1.0), seed=int(seed))
-            codes = posterior_means(model, eval_data.x)
-            mig = mig_per_factor(codes, eval_data.y.cpu().numpy(), n_bins=n_bins)
-            runs.append(dict(beta=float(beta), seed=int(seed), model=model, history=history, rec=ev["rec"],
-                             kl=ev["kl"], mig=mig, seconds=float(sum(history["seconds"]))))
+    for (beta, seed), model, history in zip(grid, models, histories):
+        ev = evaluate(model, eval_data, BetaELBO(1.0), seed=seed)
+        mig = mig_per_factor(posterior_means(model, eval_data.x), factors, n_bins=n_bins)
+        runs.append(dict(beta=beta, seed=seed, model=model, history=history, rec=ev["rec"], kl=ev["kl"], mig=mig))
     return runs
 
 

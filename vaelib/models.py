@@ -6,7 +6,9 @@ All three share one small interface:
   (the ``AE`` returns just its code ``z``),
 * ``decode(z)`` -> a ``torch.distributions`` distribution over ``x`` whose ``log_prob(x)`` is
   ``(B,)``, summed over the data dimensions: Bernoulli (logits) or Gaussian,
-* ``forward(x)`` -> :class:`Output` (the decoded distribution, ``mu``, ``logvar``, ``z``).
+* ``forward(x, eps=None)`` -> :class:`Output` (the decoded distribution, ``mu``, ``logvar``, ``z``);
+  ``eps`` is the standard normal noise of the reparameterisation ``(B, latent_dim)``, drawn from
+  the global generator when omitted (:func:`vaelib.train.fit_many` passes it, drawn per model).
 
 Every model records its constructor arguments in ``config`` so that a checkpoint can refuse a
 model of another configuration. Inputs are flattened images ``(B, D)``; the convolutional
@@ -22,10 +24,11 @@ import torch
 from torch import nn
 from torch.distributions import Bernoulli, Independent, Normal
 
-__all__ = ["Output", "make_encoder", "make_decoder", "AE", "VAE", "CVAE", "LIKELIHOODS", "ARCHS"]
+__all__ = ["Output", "make_encoder", "make_decoder", "AE", "VAE", "CVAE", "LIKELIHOODS", "ARCHS", "POSTERIORS"]
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 ARCHS = ("mlp", "conv")
+POSTERIORS = ("diagonal", "isotropic")
 
 
 class Output(NamedTuple):
@@ -38,6 +41,21 @@ class Output(NamedTuple):
 def _check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}; got {value!r}")
+
+
+def _noise(eps, like: torch.Tensor) -> torch.Tensor:
+    """The reparameterisation noise: ``eps`` when given (checked against ``like``), else fresh N(0, I)."""
+    if eps is None:
+        return torch.randn_like(like)
+    if not isinstance(eps, torch.Tensor) or eps.shape != like.shape:
+        raise ValueError(f"eps must be a tensor of shape {tuple(like.shape)}; got {tuple(getattr(eps, 'shape', ()))}")
+    return eps
+
+
+def _is_batched(t: torch.Tensor) -> bool:
+    """True inside ``torch.func.vmap`` (a per-model slice of stacked models), where values cannot be read."""
+    check = getattr(getattr(torch._C, "_functorch", None), "is_batchedtensor", None)
+    return bool(check is not None and check(t))
 
 
 def _check_x(x: torch.Tensor, x_dim: int) -> None:
@@ -151,29 +169,44 @@ class _Base(nn.Module):
 
 
 class VAE(_Base):
-    """Variational autoencoder: q(z|x) = N(mu(x), diag exp(logvar(x))), p(z) = N(0, I)."""
+    """Variational autoencoder: q(z|x) = N(mu(x), diag exp(logvar(x))), p(z) = N(0, I).
 
-    def __init__(self, x_shape, latent_dim, arch="mlp", hidden=256, likelihood="bernoulli"):
+    ``posterior="isotropic"`` restricts q to one variance per example, N(mu(x), s(x)^2 I): the
+    encoder outputs ``latent_dim + 1`` numbers and ``logvar`` repeats the last one. With it the
+    whole objective is unchanged by a rotation z -> Rz of the code (the decoder can absorb R), so
+    nothing in it prefers the coordinate axes; the default diagonal posterior is not rotation
+    invariant (the chapter on beta-VAE and disentanglement measures what that does).
+    """
+
+    def __init__(self, x_shape, latent_dim, arch="mlp", hidden=256, likelihood="bernoulli", posterior="diagonal"):
         super().__init__(x_shape, latent_dim, arch, hidden, likelihood)
+        _check_choice("posterior", posterior, POSTERIORS)
         self.config = dict(x_shape=list(self.x_shape), latent_dim=latent_dim, arch=arch, hidden=hidden,
                            likelihood=likelihood)
-        self.encoder = make_encoder(arch, self.x_shape, 0, 2 * latent_dim, hidden)
+        if posterior != "diagonal":  # recorded only when not the default, so older checkpoints still load
+            self.config["posterior"] = posterior
+        self.posterior = posterior
+        n_var = latent_dim if posterior == "diagonal" else 1
+        self.encoder = make_encoder(arch, self.x_shape, 0, latent_dim + n_var, hidden)
         self.decoder = make_decoder(arch, latent_dim, self.x_shape, hidden)
 
     def encode(self, x):
         """``(B, D)`` -> ``(mu, logvar)``, each ``(B, latent_dim)``."""
         _check_x(x, self.x_dim)
-        mu, logvar = self.encoder(x).chunk(2, dim=-1)
+        h = self.encoder(x)
+        mu, logvar = h[..., : self.latent_dim], h[..., self.latent_dim :]
+        if self.posterior == "isotropic":
+            logvar = logvar.expand_as(mu)
         return mu, logvar
 
     def decode(self, z):
         """``(B, latent_dim)`` -> p(x|z)."""
         return self._px(self.decoder(z))
 
-    def forward(self, x):
+    def forward(self, x, eps=None):
         """Encode, draw z = mu + sigma * eps ({eq}`reparam`), decode."""
         mu, logvar = self.encode(x)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        z = mu + torch.exp(0.5 * logvar) * _noise(eps, mu)
         return Output(self.decode(z), mu, logvar, z)
 
 
@@ -202,9 +235,10 @@ class AE(_Base):
     def decode(self, z):
         return self._px(self.decoder(z))
 
-    def forward(self, x):
+    def forward(self, x, eps=None):
+        """Encode; in training with ``input_noise``, decode z + input_noise * eps instead of z."""
         z = self.encode(x)
-        z_in = z + self.input_noise * torch.randn_like(z) if (self.training and self.input_noise) else z
+        z_in = z + self.input_noise * _noise(eps, z) if (self.training and self.input_noise) else z
         return Output(self.decode(z_in), None, None, z)
 
 
@@ -242,9 +276,11 @@ class CVAE(_Base):
             raise TypeError("y must be an integer tensor of class labels")
         if y.ndim != 1:
             raise ValueError(f"y must be (B,); got shape {tuple(y.shape)}")
-        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.n_classes):
+        # inside vmap (fit_many) values cannot be read; fit_many checks the labels once, up front
+        if not _is_batched(y) and y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.n_classes):
             raise ValueError(f"labels must lie in 0..{self.n_classes - 1}")
-        return nn.functional.one_hot(y.long(), self.n_classes).to(self.decoder_dtype)
+        classes = torch.arange(self.n_classes, device=y.device)
+        return (y.long().unsqueeze(-1) == classes).to(self.decoder_dtype)
 
     @property
     def decoder_dtype(self):
@@ -270,9 +306,9 @@ class CVAE(_Base):
         inp = torch.cat([z, self._onehot(y)], dim=1) if self.prior_kind == "conditional" else z
         return self._px(self.decoder(inp))
 
-    def forward(self, x, y):
+    def forward(self, x, y, eps=None):
         mu, logvar = self.encode(x, y)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        z = mu + torch.exp(0.5 * logvar) * _noise(eps, mu)
         return Output(self.decode(z, y), mu, logvar, z)
 
     def sample(self, y, generator=None):

@@ -6,13 +6,16 @@ average is the (1/M)-scaled minibatch estimate of the per-example mean of the da
 (see the chapter on minibatch SGD, {eq}`sgd-unbiased`), so the reconstruction and KL terms are
 always scaled alike.
 
-A training objective is called as ``objective(model, x, y, step)`` and returns
-``(loss, metrics)``: the scalar to minimise and a dict of scalar tensors to log.
+A training objective (:class:`Objective`) turns the batch means of the two ELBO terms into
+``(loss, metrics)``, the scalar to minimise and a dict of scalar tensors to log; this split is
+what lets :func:`vaelib.train.fit_many` train K models with different objectives as one batched
+computation. Called as ``objective(model, x, y, step)`` it computes the terms on a batch first.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import NamedTuple
 
 import torch
@@ -22,6 +25,9 @@ __all__ = [
     "ELBOTerms",
     "elbo",
     "check_targets",
+    "decoded_and_kl",
+    "per_example_terms",
+    "Objective",
     "Reconstruction",
     "BetaELBO",
     "CapacityELBO",
@@ -96,20 +102,21 @@ def check_targets(model, x: torch.Tensor) -> None:
             raise ValueError(f"a Bernoulli likelihood needs targets in [0, 1]; got values in [{lo:.3g}, {hi:.3g}]")
 
 
-def elbo(model, x, y=None, check: bool = True) -> ELBOTerms:
+def elbo(model, x, y=None, check: bool = True, eps=None) -> ELBOTerms:
     """The ELBO {eq}`elbo-kl-form` = E_q[log p(x|z)] - KL(q(z|x) || p(z)), per example.
 
     One reparameterised sample of z estimates the reconstruction term; the KL is closed-form
     ({eq}`kl-diag`), to the model's prior (N(0, I), or p(z|y) for a :class:`~vaelib.models.CVAE`).
-    ``x`` is ``(B, D)``; returns :class:`ELBOTerms` of ``(B,)`` tensors, in nats.
+    ``x`` is ``(B, D)``; ``eps`` ``(B, latent_dim)`` is the reparameterisation noise (drawn from the
+    global generator when omitted). Returns :class:`ELBOTerms` of ``(B,)`` tensors, in nats.
     """
     if check:
         check_targets(model, x)
     if y is None:
-        out = model(x)
+        out = model(x, eps=eps)
         kl = gaussian_kl(out.mu, out.logvar, check=check)
     else:
-        out = model(x, y)
+        out = model(x, y, eps=eps)
         prior_mu, prior_logvar = model.prior(y)
         kl = gaussian_kl(out.mu, out.logvar, prior_mu, prior_logvar, check=check)
     rec = out.px.log_prob(x)
@@ -120,34 +127,89 @@ def _needs_labels(model):
     return model.__class__.__name__ == "CVAE"
 
 
-def _terms(model, x, y):
-    return elbo(model, x, y if _needs_labels(model) else None, check=False)
+def decoded_and_kl(model, x, y=None, eps=None):
+    """``(px, kl)``: the decoded distribution p(x|z) for one reparameterised z, and KL ``(B,)`` nats.
+
+    What every training objective is built from (``rec = px.log_prob(x)``). ``y`` is used only
+    by a CVAE; the deterministic ``AE`` has no posterior, and its KL is zero. Unchecked (no host
+    synchronisation): the caller validates the data once.
+    """
+    if model.__class__.__name__ == "AE":
+        px = model(x, eps=eps).px
+        return px, x.new_zeros(x.shape[:-1])
+    if _needs_labels(model):
+        out = model(x, y, eps=eps)
+        kl = gaussian_kl(out.mu, out.logvar, *model.prior(y), check=False)
+    else:
+        out = model(x, eps=eps)
+        kl = gaussian_kl(out.mu, out.logvar, check=False)
+    return out.px, kl
 
 
-class Reconstruction:
+def per_example_terms(model, x, y=None, eps=None):
+    """``(rec, kl)``, each ``(B,)`` nats: the one-sample E_q[log p(x|z)] and the closed-form KL
+    (see :func:`decoded_and_kl`)."""
+    px, kl = decoded_and_kl(model, x, y, eps)
+    return px.log_prob(x), kl
+
+
+class Objective:
+    """A training objective: ``loss(rec, kl, step)`` from the batch means of the two ELBO terms.
+
+    ``rec`` and ``kl`` are 0-d tensors (batch means of :func:`per_example_terms`); ``loss`` returns
+    ``(loss, metrics)``, the scalar to minimise and a dict of 0-d tensors to log. ``train=False``
+    (evaluation) leaves any state of the objective (a dual variable) untouched.
+    Calling the objective, ``objective(model, x, y, step)``, computes the terms on a batch first.
+    """
+
+    def loss(self, rec, kl, step: int, train: bool = True):
+        raise NotImplementedError
+
+    @classmethod
+    def loss_many(cls, objectives, rec, kl, step: int, train: bool = True):
+        """``loss`` for K models at once: ``rec`` and ``kl`` are ``(K,)``; returns ``(K,)`` losses and
+        a dict of ``(K,)`` metrics. This default calls each objective; subclasses may vectorise."""
+        outs = [o.loss(rec[i], kl[i], step, train) for i, o in enumerate(objectives)]
+        losses = torch.stack([o[0] for o in outs])
+        metrics = {k: torch.stack([o[1][k] for o in outs]) for k in outs[0][1]}
+        return losses, metrics
+
+    def __call__(self, model, x, y=None, step=0, eps=None):
+        rec, kl = per_example_terms(model, x, y, eps)
+        return self.loss(rec.mean(), kl.mean(), step)
+
+
+class Reconstruction(Objective):
     """Autoencoder loss: the negative log-likelihood -log p(x|z) of the code, batch mean."""
 
-    def __call__(self, model, x, y=None, step=0):
-        out = model(x)
-        nll = -out.px.log_prob(x).mean()
-        return nll, {"rec": -nll}
+    def loss(self, rec, kl, step, train=True):
+        return -rec, {"rec": rec}
+
+    @classmethod
+    def loss_many(cls, objectives, rec, kl, step, train=True):
+        return -rec, {"rec": rec}
 
 
-class BetaELBO:
+class BetaELBO(Objective):
     """Minimise -(E_q[log p(x|z)] - beta * KL), batch mean ({eq}`beta-vae`; beta = 1 is the ELBO)."""
 
     def __init__(self, beta: float = 1.0):
+        if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
+            raise TypeError(f"beta must be a number; got {type(beta).__name__}")
         if not beta >= 0 or math.isinf(beta):
             raise ValueError(f"beta must be a finite number >= 0; got {beta}")
         self.beta = float(beta)
 
-    def __call__(self, model, x, y=None, step=0):
-        t = _terms(model, x, y)
-        rec, kl = t.rec.mean(), t.kl.mean()
+    def loss(self, rec, kl, step, train=True):
         return -(rec - self.beta * kl), {"elbo": rec - kl, "rec": rec, "kl": kl}
 
+    @classmethod
+    def loss_many(cls, objectives, rec, kl, step, train=True):
+        beta = rec.new_tensor([o.beta for o in objectives])
+        return -(rec - beta * kl), {"elbo": rec - kl, "rec": rec, "kl": kl}
 
-class CapacityELBO:
+
+class CapacityELBO(Objective):
     """Burgess et al. (2018): minimise -E_q[log p(x|z)] + gamma * |KL - C|, batch mean,
     with the capacity C growing linearly from 0 to ``c_max`` nats over ``anneal_steps`` steps."""
 
@@ -159,21 +221,19 @@ class CapacityELBO:
     def capacity(self, step: int) -> float:
         return self.c_max * min(1.0, step / self.anneal_steps)
 
-    def __call__(self, model, x, y=None, step=0):
-        t = _terms(model, x, y)
-        rec, kl = t.rec.mean(), t.kl.mean()
+    def loss(self, rec, kl, step, train=True):
         c = self.capacity(step)
-        return -rec + self.gamma * (kl - c).abs(), {"elbo": rec - kl, "rec": rec, "kl": kl,
-                                                  "capacity": torch.tensor(c)}
+        return -rec + self.gamma * (kl - c).abs(), {"elbo": rec - kl, "rec": rec, "kl": kl, "capacity": rec.new_tensor(c)}
 
 
-class ConstrainedELBO:
+class ConstrainedELBO(Objective):
     """max E_q[log p(x|z)] s.t. KL <= delta, by gradient descent-ascent on the Lagrangian
     F = E_q[log p(x|z)] - beta (KL - delta) ({eq}`kkt-lagrangian`).
 
     The model takes a descent step on -F; beta takes a projected ascent step on the dual,
     beta <- max(0, beta + lr_beta * (KL - delta)), so beta grows while the constraint is
-    violated and decays to 0 while it is slack (complementary slackness).
+    violated and decays to 0 while it is slack (complementary slackness). The dual step is
+    taken on every training batch, not in evaluation (``train=False``).
     """
 
     def __init__(self, delta: float, lr_beta: float = 0.01, beta0: float = 1.0):
@@ -183,15 +243,13 @@ class ConstrainedELBO:
         self.beta = float(beta0)
         self._beta_t = None
 
-    def __call__(self, model, x, y=None, step=0):
-        t = _terms(model, x, y)
-        rec, kl = t.rec.mean(), t.kl.mean()
-        if self._beta_t is None or self._beta_t.device != kl.device:
-            self._beta_t = torch.tensor(self.beta, device=kl.device, dtype=kl.dtype)
+    def loss(self, rec, kl, step, train=True):
+        if self._beta_t is None or self._beta_t.device != kl.device or self._beta_t.dtype != kl.dtype:
+            self._beta_t = torch.tensor(self.current_beta, device=kl.device, dtype=kl.dtype)
         beta = self._beta_t.clone()
         loss = -(rec - beta * (kl - self.delta))
-        # dual ascent, on the device, without a host sync
-        self._beta_t = torch.clamp(beta + self.lr_beta * (kl.detach() - self.delta), min=0.0)
+        if train:  # dual ascent, on the device, without a host sync
+            self._beta_t = torch.clamp(beta + self.lr_beta * (kl.detach() - self.delta), min=0.0)
         return loss, {"elbo": rec - kl, "rec": rec, "kl": kl, "beta": beta}
 
     @property
