@@ -152,3 +152,25 @@ def test_imagedata_validates_shapes():
         data.ImageData(torch.zeros(3, 64), torch.zeros(4), (1, 8, 8))
     with pytest.raises(ValueError):
         data.ImageData(torch.zeros(3, 64), torch.zeros(3), (1, 8, 9))
+
+
+def test_blobs_grid_factors_and_strength():
+    from vaelib.data import blobs
+
+    d = blobs(x_range=(1.5, 10.5), y_range=(4.5, 7.5), repeat=2)
+    assert d.x.shape == (288, 144) and d.shape == (1, 12, 12) and d.y.shape == (288, 2)
+    assert set(map(tuple, d.y[:144].tolist())) == {(i, j) for i in range(12) for j in range(12)}
+    img = d.images()[:144, 0]
+    # the brightest pixel sits at the centre: factor 0 moves the column, factor 1 the row
+    for k in (0, 17, 143):
+        row, col = divmod(int(img[k].argmax()), 12)
+        cx = 1.5 + 9.0 * int(d.y[k, 0]) / 11
+        cy = 4.5 + 3.0 * int(d.y[k, 1]) / 11
+        assert abs(col - cx) <= 0.5 and abs(row - cy) <= 0.5
+    # one level of factor 0 moves the blob 3x as far as one level of factor 1 (9/11 vs 3/11 px), so it
+    # changes the image about 3x as much (for small shifts the change is linear in the shift)
+    move_x = (img[d.y[:144, 0] == 6] - img[d.y[:144, 0] == 5]).abs().sum()
+    move_y = (img[d.y[:144, 1] == 6] - img[d.y[:144, 1] == 5]).abs().sum()
+    assert 2.5 < move_x / move_y < 3.5
+    with pytest.raises(ValueError, match="y_range"):
+        blobs(y_range=(5.0, 20.0))

@@ -283,3 +283,23 @@ def test_beta_vae_score_known_answers():
     assert noise["eval_accuracy"] < 1 / 3 + 0.12
     with pytest.raises(ValueError):
         beta_vae_score(lambda x: x, render, [3, 0])
+
+
+def test_factor_axis_angles_recovers_a_known_rotation():
+    from vaelib.metrics import factor_axis_angles
+
+    rng = np.random.default_rng(0)
+    f = np.stack(np.meshgrid(np.arange(12), np.arange(12), indexing="ij"), -1).reshape(-1, 2)
+    z = (f - f.mean(0)) / f.std(0) * [3.0, 1.0]  # factor 0 moves coordinate 0 three times as far
+    for theta in (0.0, 10.0, 30.0):
+        t = np.radians(theta)
+        rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+        angles = factor_axis_angles(z @ rot.T + 1e-3 * rng.normal(size=z.shape), f)
+        # exact for noise-free codes; 1e-3 noise on codes of unit scale moves a direction by < 0.01 degree
+        np.testing.assert_allclose(angles, [theta, theta], atol=0.01)
+    # 60 degrees is 30 from the other axis: the angle is to the *nearest* axis
+    t = np.radians(60.0)
+    rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    np.testing.assert_allclose(factor_axis_angles(z @ rot.T, f), [30.0, 30.0], atol=1e-9)
+    with pytest.raises(ValueError, match="constant"):
+        factor_axis_angles(z, np.column_stack([f[:, 0], np.zeros(len(f))]))

@@ -110,3 +110,20 @@ def test_beta_sweep_needs_factor_labels():
     train = data.load_digits("test")
     with pytest.raises(ValueError, match="factor labels"):
         disentangle.beta_sweep(lambda: VAE(train.shape, 2), train, [1.0], [0], eval_data=train, epochs=1)
+
+
+def test_beta_sweep_trains_arms_of_different_sizes_paired_by_seed():
+    pool, held = data.dsprites(256, 16, seed=0), data.dsprites(200, 16, seed=1)
+
+    def make():
+        return VAE(pool.shape, 3, hidden=16)
+
+    runs = disentangle.beta_sweep(make, pool, [1.0, 4.0], {1.0: [0, 1, 2], 4.0: [0, 1]}, eval_data=held, epochs=1,
+                                  batch_size=64)
+    assert [(r["beta"], r["seed"]) for r in runs] == [(1.0, 0), (1.0, 1), (1.0, 2), (4.0, 0), (4.0, 1)]
+    # the same seed, the same initialisation: the two arms of seed 0 started from one model
+    first_loss = {(r["beta"], r["seed"]): r["history"]["rec"][0] for r in runs}
+    assert first_loss[(1.0, 0)] != first_loss[(1.0, 1)]
+    assert all(r["mig"].shape == (5,) and r["kl"] >= 0 for r in runs)
+    with pytest.raises(ValueError, match="names no seeds"):
+        disentangle.beta_sweep(make, pool, [1.0, 2.0], {1.0: [0]}, eval_data=held, epochs=1)

@@ -30,6 +30,7 @@ __all__ = [
     "dsprites_factor_grid",
     "render_dsprites",
     "dsprites",
+    "blobs",
     "read_idx",
     "mnist",
     "load_for_budget",
@@ -194,6 +195,36 @@ def dsprites(n: int, resolution: int = 64, seed: int = 0) -> ImageData:
     factors = np.stack([rng.integers(0, s, size=n) for s in DSPRITES_FACTORS.values()], axis=1)
     x = render_dsprites(factors, resolution)
     return ImageData(x, torch.as_tensor(factors), (1, resolution, resolution))
+
+
+# --------------------------------------------------------------------------- blobs
+
+
+def blobs(x_range=(1.5, 10.5), y_range=(1.5, 10.5), size: int = 12, levels: int = 12, width: float = 1.5,
+          repeat: int = 1) -> ImageData:
+    """A Gaussian blob on a ``size`` x ``size`` canvas at every point of a ``levels`` x ``levels`` grid.
+
+    Two independent, uniform factors: ``y[:, 0]`` moves the blob's centre over ``x_range`` (pixels,
+    along a row) and ``y[:, 1]`` over ``y_range`` (down a column), in ``levels`` equal steps.
+    Pixel values are exp(-d^2 / (2 width^2)) in [0, 1], d the distance to the centre. A factor
+    whose range is wider changes the image more: the two ranges set how strongly each factor
+    acts, which is what the chapter on disentanglement varies. Every combination appears
+    ``repeat`` times (``levels**2 * repeat`` rows), so an epoch is ``repeat`` passes over the grid.
+    """
+    for name, r in (("x_range", x_range), ("y_range", y_range)):
+        if len(tuple(r)) != 2 or not 0 <= r[0] <= r[1] <= size - 1:
+            raise ValueError(f"{name} must be (lo, hi) with 0 <= lo <= hi <= {size - 1}; got {r!r}")
+    if levels < 2 or size < 2 or width <= 0 or repeat < 1:
+        raise ValueError(f"need levels >= 2, size >= 2, width > 0, repeat >= 1; got {levels}, {size}, {width}, {repeat}")
+    v1, v2 = torch.meshgrid(torch.arange(levels), torch.arange(levels), indexing="ij")
+    v1, v2 = v1.reshape(-1), v2.reshape(-1)
+    cx = x_range[0] + (x_range[1] - x_range[0]) * v1 / (levels - 1)
+    cy = y_range[0] + (y_range[1] - y_range[0]) * v2 / (levels - 1)
+    g = torch.arange(size, dtype=torch.float64)
+    d2 = (g[None, None, :] - cx[:, None, None]) ** 2 + (g[None, :, None] - cy[:, None, None]) ** 2
+    x = torch.exp(-d2 / (2 * width**2)).reshape(-1, size * size).float()
+    y = torch.stack([v1, v2], 1)
+    return ImageData(x.repeat(repeat, 1), y.repeat(repeat, 1), (1, size, size))
 
 
 # --------------------------------------------------------------------------- MNIST

@@ -73,11 +73,12 @@ def beta_sweep(make_model, data: ImageData, betas, seeds, *, eval_data: ImageDat
                batch_size: int = 128, lr: float = 1e-3, n_bins: int = 20, progress: bool = False) -> list[dict]:
     """Train one model per ``(beta, seed)`` with :class:`~vaelib.objectives.BetaELBO` and score it.
 
-    All ``len(betas) * len(seeds)`` models train as one batched computation
-    (:func:`~vaelib.train.fit_many`). ``make_model()`` returns a fresh model; it is called after
-    ``config.seed_everything(seed)``, so the seed fixes the initialisation as well as the
-    shuffling and the noise, and models of one seed are paired: same initialisation, same
-    batches, same noise draws, different beta.
+    ``seeds`` is a list (the same seeds for every beta) or a dict ``{beta: seeds}`` (arms of
+    different sizes, e.g. a pre-registered pair with more seeds than the rest of the sweep).
+    All models train as one batched computation (:func:`~vaelib.train.fit_many`).
+    ``make_model()`` returns a fresh model; it is called after ``config.seed_everything(seed)``,
+    so the seed fixes the initialisation as well as the shuffling and the noise, and models of
+    one seed are paired: same initialisation, same batches, same noise draws, different beta.
     ``eval_data.y`` must hold integer factor labels ``(N, K)``.
     Returns one dict per run: ``beta``, ``seed``, ``model``, ``history`` (from :func:`fit_many`),
     ``rec`` and ``kl`` (means over ``eval_data``, nats), ``mig`` (``(K,)`` per factor, on the
@@ -85,7 +86,13 @@ def beta_sweep(make_model, data: ImageData, betas, seeds, *, eval_data: ImageDat
     """
     if eval_data.y.ndim != 2:
         raise ValueError(f"eval_data.y must be (N, K) factor labels; got shape {tuple(eval_data.y.shape)}")
-    grid = [(float(beta), int(seed)) for beta in betas for seed in seeds]
+    if isinstance(seeds, dict):
+        missing = [b for b in betas if b not in seeds]
+        if missing:
+            raise ValueError(f"seeds is a dict but names no seeds for beta {missing}")
+        grid = [(float(beta), int(seed)) for beta in betas for seed in seeds[beta]]
+    else:
+        grid = [(float(beta), int(seed)) for beta in betas for seed in seeds]
     if not grid:
         raise ValueError("beta_sweep needs at least one beta and one seed")
     models = []

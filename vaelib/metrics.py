@@ -20,6 +20,7 @@ __all__ = [
     "mig_per_factor",
     "mutual_information_gap",
     "mig_ceiling",
+    "factor_axis_angles",
     "beta_vae_score",
     "digit_classifier",
     "classifier_confidence",
@@ -232,6 +233,33 @@ def mutual_information_gap(codes, factors, n_bins: int = 20) -> float:
     """MIG: the mean over factors of :func:`mig_per_factor` (its ceiling is the mean of
     :func:`mig_ceiling`, below 1 when a factor has more than ``n_bins`` values)."""
     return float(mig_per_factor(codes, factors, n_bins).mean())
+
+
+def factor_axis_angles(codes, factors) -> np.ndarray:
+    """For every factor, the angle (degrees) between its direction in code space and the nearest axis.
+
+    The codes are regressed linearly on the standardised factors (least squares with an
+    intercept); column k of the coefficients is the direction in which factor k moves the code,
+    and its angle to the nearest coordinate axis is arccos(max_j |w_jk| / ||w_k||): 0 when one
+    coordinate carries the factor alone, up to arccos(1/sqrt(C)) (45 degrees for C = 2) when it
+    is spread evenly. Unlike MIG it measures only orientation, not how cleanly (linearly) the
+    code follows the factor. ``codes`` ``(N, C)``, ``factors`` ``(N, K)``. Returns ``(K,)``.
+    """
+    codes = np.asarray(codes, dtype=np.float64)
+    factors = np.asarray(factors, dtype=np.float64)
+    if codes.ndim != 2 or factors.ndim != 2 or codes.shape[0] != factors.shape[0]:
+        raise ValueError(f"need codes (N, C) and factors (N, K) with the same N; got {codes.shape} and {factors.shape}")
+    if not np.isfinite(codes).all():
+        raise ValueError("codes contain NaN or infinity")
+    sd = factors.std(0)
+    if (sd == 0).any():
+        raise ValueError(f"factor {int(np.flatnonzero(sd == 0)[0])} is constant: it has no direction")
+    design = np.column_stack([np.ones(len(factors)), (factors - factors.mean(0)) / sd])
+    w = np.linalg.lstsq(design, codes, rcond=None)[0][1:].T  # (C, K): factor k's direction is column k
+    norms = np.linalg.norm(w, axis=0)
+    if (norms == 0).any():
+        raise ValueError("a factor does not move the code at all: its direction is undefined")
+    return np.degrees(np.arccos(np.clip(np.abs(w).max(0) / norms, 0.0, 1.0)))
 
 
 def beta_vae_score(encode, render, factor_sizes, *, n_train: int = 1000, n_test: int = 500,
