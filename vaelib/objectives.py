@@ -113,14 +113,20 @@ def elbo(model, x, y=None, check: bool = True, eps=None) -> ELBOTerms:
     if check:
         check_targets(model, x)
     if y is None:
-        out = model(x, eps=eps)
+        out = _forward(model, x, eps=eps)
         kl = gaussian_kl(out.mu, out.logvar, check=check)
     else:
-        out = model(x, y, eps=eps)
+        out = _forward(model, x, y, eps=eps)
         prior_mu, prior_logvar = model.prior(y)
         kl = gaussian_kl(out.mu, out.logvar, prior_mu, prior_logvar, check=check)
     rec = out.px.log_prob(x)
     return ELBOTerms(rec - kl, rec, kl)
+
+
+def _forward(model, *inputs, eps=None):
+    """``model(*inputs)``, with the noise ``eps`` passed only when given: a model whose forward takes
+    no ``eps`` (a reader's own encoder, chapter 05's toy) still works with the objectives."""
+    return model(*inputs) if eps is None else model(*inputs, eps=eps)
 
 
 def _needs_labels(model):
@@ -135,13 +141,13 @@ def decoded_and_kl(model, x, y=None, eps=None):
     synchronisation): the caller validates the data once.
     """
     if model.__class__.__name__ == "AE":
-        px = model(x, eps=eps).px
+        px = _forward(model, x, eps=eps).px
         return px, x.new_zeros(x.shape[:-1])
     if _needs_labels(model):
-        out = model(x, y, eps=eps)
+        out = _forward(model, x, y, eps=eps)
         kl = gaussian_kl(out.mu, out.logvar, *model.prior(y), check=False)
     else:
-        out = model(x, eps=eps)
+        out = _forward(model, x, eps=eps)
         kl = gaussian_kl(out.mu, out.logvar, check=False)
     return out.px, kl
 
