@@ -79,3 +79,30 @@ def test_bad_input_is_named():
         stats.proportion_interval(0.5, 10)
     with pytest.raises(TypeError, match="Interval"):
         stats.verdict((0.0, 1.0, 2.0))
+
+
+def test_book_interval_text_and_verdict():
+    from vaelib.book import interval_text, verdict_text
+
+    iv = stats.Interval(0.1234, 0.05, 0.2, 5, 0.95)
+    assert interval_text(iv) == "0.123 [0.050, 0.200]"
+    assert interval_text(iv, ".1f", scale=100) == "12.3 [5.0, 20.0]"
+    assert verdict_text(iv) == "resolved: above zero"
+    assert verdict_text(stats.Interval(-0.3, -0.5, -0.1, 5, 0.95)) == "resolved: below zero"
+    assert verdict_text(stats.Interval(0.1, -0.05, 0.2, 5, 0.95)).startswith("not resolved")
+    with pytest.raises(TypeError, match="Interval"):
+        interval_text((0.1, 0.0, 0.2))
+
+
+def test_glued_numbers_are_python_numbers():
+    from vaelib.book import plain
+
+    for v, expected in ((np.float64(0.25), 0.25), (np.float32(0.5), 0.5), (np.int64(3), 3), (np.bool_(True), True)):
+        out = plain(v)
+        assert type(out) is type(expected) and out == expected
+        assert repr(out) == repr(expected)  # "0.25", not "np.float64(0.25)": what {glue:text} formats
+    arr = np.array([1.0, 2.0])
+    assert plain(arr) is arr and plain("text") == "text" and plain(1.5) == 1.5
+    import torch
+
+    assert repr(plain(torch.tensor(0.5))) == "0.5" and plain(torch.ones(2)).shape == (2,)

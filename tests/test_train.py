@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -113,3 +117,13 @@ def test_thread_count_is_decided_in_config(monkeypatch):
     assert config.threads() == 1
     monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT")
     assert config.threads() == 8
+
+
+def test_thread_count_reaches_blas():
+    # a fresh process: vaelib's import applies VAEBOOK_THREADS to torch and to numpy's and scipy's BLAS
+    code = ("import vaelib, torch, threadpoolctl; "
+            "print(torch.get_num_threads(), sorted({p['num_threads'] for p in threadpoolctl.threadpool_info() "
+            "if p['user_api'] == 'blas'}))")
+    env = {**os.environ, "VAEBOOK_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "1 [1]", out
