@@ -45,7 +45,7 @@ MUT = [  # name, file, the line as it is, the line with the bug, the tests that 
     (
         'device ignored',
         'vaelib/train.py',
-        'device = torch.device(device) if device is not None else config.device()',
+        'device = _check_device(device) if device is not None else config.device()',
         'device = config.device()',
         'tests/test_bookkeeping.py',
     ),

@@ -52,6 +52,13 @@ class ImageData:
     binarize: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.x, torch.Tensor) or not isinstance(self.y, torch.Tensor):
+            raise TypeError(f"ImageData.x and .y must be torch tensors; got {type(self.x).__name__} and "
+                            f"{type(self.y).__name__}")
+        if not self.x.dtype.is_floating_point:
+            raise TypeError(f"ImageData.x must hold floating-point pixels in [0, 1]; got dtype {self.x.dtype}")
+        if not isinstance(self.binarize, bool):
+            raise TypeError(f"binarize must be True or False; got {self.binarize!r} ({type(self.binarize).__name__})")
         if self.x.ndim != 2:
             raise ValueError(f"ImageData.x must be (N, D); got shape {tuple(self.x.shape)}")
         if self.y.shape[0] != self.x.shape[0]:
@@ -106,6 +113,8 @@ def load_digits(split: str, binarize: bool = False, dtype=torch.float32) -> Imag
     """
     if split not in ("train", "test", "all"):
         raise ValueError(f"split must be 'train', 'test' or 'all'; got {split!r}")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point torch dtype (pixels lie in [0, 1]); got {dtype!r}")
     from sklearn.datasets import load_digits as _sk_load_digits
 
     bunch = _sk_load_digits()
@@ -150,7 +159,10 @@ def render_dsprites(factors, resolution: int = 64, chunk: int = 4096) -> torch.T
     Rendering is vectorised: each pixel centre is mapped into the sprite's own frame
     (translate, rotate, scale) and tested against the shape's implicit equation.
     """
-    f = torch.as_tensor(np.asarray(factors), dtype=torch.long)
+    arr = np.asarray(factors)
+    if not np.issubdtype(arr.dtype, np.integer):  # 4.7 would be truncated to 4 without a word
+        raise TypeError(f"factors must be integer labels; got dtype {arr.dtype}")
+    f = torch.as_tensor(arr, dtype=torch.long)
     if f.ndim != 2 or f.shape[1] != 5:
         raise ValueError(f"factors must be (N, 5) integer labels; got shape {tuple(f.shape)}")
     sizes = torch.tensor(list(DSPRITES_FACTORS.values()))

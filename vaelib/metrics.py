@@ -39,6 +39,18 @@ def _normal_logpdf(z, mu, logvar):
     return -0.5 * ((z - mu) ** 2 * torch.exp(-logvar) + logvar + _LOG_2PI).sum(-1)
 
 
+IWAE_MAX_ROWS = 10**9  # k * len(x) above this is refused: at ~1e6 decoder rows a second, over 15 minutes
+
+
+def _encode(model, x):
+    """``model.encode(x)`` as ``(mu, logvar)``, or a clear error for a model without a posterior."""
+    out = model.encode(x)
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise TypeError(f"this metric needs a model with a Gaussian posterior, encode(x) -> (mu, logvar), such as a "
+                        f"VAE; a model of class {type(model).__name__} encodes to a {type(out).__name__}")
+    return out
+
+
 @torch.no_grad()
 def iwae_log_likelihood(model, x: torch.Tensor, k: int, max_rows: int = 2**16,
                         generator: torch.Generator | None = None) -> torch.Tensor:
@@ -59,10 +71,13 @@ def iwae_log_likelihood(model, x: torch.Tensor, k: int, max_rows: int = 2**16,
     check_targets(model, x)
     if x.ndim != 2:
         raise ValueError(f"x must be (B, D); got shape {tuple(x.shape)}")
+    if k * x.shape[0] > IWAE_MAX_ROWS:
+        raise ValueError(f"k * len(x) = {k * x.shape[0]:,} decoder evaluations is more than IWAE_MAX_ROWS = "
+                         f"{IWAE_MAX_ROWS:,} (hours on a CPU); use a smaller k or fewer images")
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
-    mu, logvar = model.encode(x)
+    mu, logvar = _encode(model, x)
     b = x.shape[0]
     chunk = max(1, min(k, max_rows // max(b, 1)))
     sigma = torch.exp(0.5 * logvar)
@@ -85,8 +100,9 @@ def iwae_log_likelihood(model, x: torch.Tensor, k: int, max_rows: int = 2**16,
 @torch.no_grad()
 def _posterior_params(model, x, batch_size=1024):
     mus, logvars = [], []
+    check_targets(model, x)
     for s in range(0, x.shape[0], batch_size):
-        mu, logvar = model.encode(x[s : s + batch_size])
+        mu, logvar = _encode(model, x[s : s + batch_size])
         mus.append(mu)
         logvars.append(logvar)
     return torch.cat(mus), torch.cat(logvars)
@@ -98,8 +114,11 @@ def active_units(model, x: torch.Tensor, threshold: float = 0.01):
     Returns ``(number active, per-dimension variance of the posterior mean over x)`` with the
     variances as a NumPy array ``(latent_dim,)``.
     """
-    if threshold < 0:
-        raise ValueError(f"threshold must be >= 0; got {threshold}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold >= 0 \
+            or math.isinf(threshold):
+        raise ValueError(f"threshold must be a finite number >= 0; got {threshold!r}")
+    if not isinstance(x, torch.Tensor) or x.ndim != 2:
+        raise ValueError(f"x must be a (N, D) tensor; got {getattr(x, 'shape', type(x).__name__)}")
     if x.shape[0] < 2:
         raise ValueError("active_units needs at least 2 examples to estimate a variance")
     was_training = model.training
@@ -274,6 +293,8 @@ def beta_vae_score(encode, render, factor_sizes, *, n_train: int = 1000, n_test:
     """
     from sklearn.linear_model import LogisticRegression
 
+    if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in np.ravel(factor_sizes)):
+        raise TypeError(f"factor_sizes must be ints (the number of values of each factor); got {factor_sizes!r}")
     sizes = np.asarray(factor_sizes, dtype=np.int64)
     if sizes.ndim != 1 or (sizes < 1).any():
         raise ValueError(f"factor_sizes must be positive ints; got {factor_sizes!r}")

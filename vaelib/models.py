@@ -58,11 +58,15 @@ def _is_batched(t: torch.Tensor) -> bool:
     return bool(check is not None and check(t))
 
 
-def _check_x(x: torch.Tensor, x_dim: int) -> None:
+def _check_x(x: torch.Tensor, x_dim: int, model: nn.Module) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor; got {type(x).__name__}")
     if x.ndim != 2 or x.shape[1] != x_dim:
         raise ValueError(f"x must have shape (B, {x_dim}); got {tuple(x.shape)}")
+    dtype = next(model.parameters()).dtype
+    if x.dtype != dtype:
+        hint = f", or the model with .to({x.dtype})" if x.dtype.is_floating_point else ""
+        raise TypeError(f"x must have the model's dtype {dtype}; got {x.dtype} (convert the data with .to({dtype}){hint})")
 
 
 class _Conv(nn.Module):
@@ -138,8 +142,10 @@ class _Base(nn.Module):
         _check_choice("arch", arch, ARCHS)
         if len(tuple(x_shape)) != 3:
             raise ValueError(f"x_shape must be (C, H, W); got {x_shape!r}")
-        if not isinstance(latent_dim, int) or latent_dim < 1:
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(f"latent_dim must be a positive int; got {latent_dim!r}")
+        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
+            raise ValueError(f"hidden must be a positive int (units per hidden layer); got {hidden!r}")
         self.x_shape = tuple(int(s) for s in x_shape)
         self.x_dim = math.prod(self.x_shape)
         self.latent_dim = latent_dim
@@ -192,7 +198,7 @@ class VAE(_Base):
 
     def encode(self, x):
         """``(B, D)`` -> ``(mu, logvar)``, each ``(B, latent_dim)``."""
-        _check_x(x, self.x_dim)
+        _check_x(x, self.x_dim, self)
         h = self.encoder(x)
         mu, logvar = h[..., : self.latent_dim], h[..., self.latent_dim :]
         if self.posterior == "isotropic":
@@ -219,8 +225,9 @@ class AE(_Base):
 
     def __init__(self, x_shape, latent_dim, arch="mlp", hidden=256, likelihood="bernoulli", input_noise=0.0):
         super().__init__(x_shape, latent_dim, arch, hidden, likelihood)
-        if input_noise < 0:
-            raise ValueError(f"input_noise must be >= 0; got {input_noise}")
+        if isinstance(input_noise, bool) or not isinstance(input_noise, (int, float)) \
+                or not math.isfinite(input_noise) or input_noise < 0:
+            raise ValueError(f"input_noise must be a finite number >= 0; got {input_noise!r}")
         self.config = dict(x_shape=list(self.x_shape), latent_dim=latent_dim, arch=arch, hidden=hidden,
                            likelihood=likelihood, input_noise=input_noise)
         self.input_noise = input_noise
@@ -229,7 +236,7 @@ class AE(_Base):
 
     def encode(self, x):
         """``(B, D)`` -> the code ``z`` ``(B, latent_dim)``."""
-        _check_x(x, self.x_dim)
+        _check_x(x, self.x_dim, self)
         return self.encoder(x)
 
     def decode(self, z):
@@ -296,7 +303,7 @@ class CVAE(_Base):
         return mu, torch.zeros_like(mu)
 
     def encode(self, x, y):
-        _check_x(x, self.x_dim)
+        _check_x(x, self.x_dim, self)
         if y.shape[0] != x.shape[0]:
             raise ValueError(f"x has {x.shape[0]} rows but y has {y.shape[0]}")
         inp = torch.cat([x, self._onehot(y)], dim=1) if self.prior_kind == "conditional" else x

@@ -63,15 +63,22 @@ def gaussian_kl(mu, logvar, prior_mu=0.0, prior_logvar=0.0, check: bool = True) 
         raise ValueError("mu must have at least one (latent) dimension")
     prior_mu = _as_tensor("prior_mu", prior_mu, mu)
     prior_logvar = _as_tensor("prior_logvar", prior_logvar, mu)
-    try:
-        torch.broadcast_shapes(mu.shape, prior_mu.shape, prior_logvar.shape)
-    except RuntimeError as err:
-        raise ValueError(
-            f"prior shapes {tuple(prior_mu.shape)}, {tuple(prior_logvar.shape)} do not broadcast to {tuple(mu.shape)}"
-        ) from err
     for name, t in (("mu", mu), ("logvar", logvar), ("prior_mu", prior_mu), ("prior_logvar", prior_logvar)):
-        if torch.isnan(t).any():
-            raise ValueError(f"{name} contains NaN")
+        if not t.dtype.is_floating_point:
+            raise TypeError(f"{name} must be a real floating-point tensor; got dtype {t.dtype}")
+    try:
+        shape = torch.broadcast_shapes(mu.shape, prior_mu.shape, prior_logvar.shape)
+    except RuntimeError as err:
+        shape = None
+        cause = err
+    else:
+        cause = None
+    if shape != mu.shape:  # a prior may broadcast against mu, never widen the result
+        raise ValueError(f"prior shapes {tuple(prior_mu.shape)}, {tuple(prior_logvar.shape)} must broadcast to "
+                         f"mu's shape {tuple(mu.shape)}") from cause
+    for name, t in (("mu", mu), ("logvar", logvar), ("prior_mu", prior_mu), ("prior_logvar", prior_logvar)):
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name} contains NaN or infinity")
     return _kl_terms(mu, logvar, prior_mu, prior_logvar).sum(dim=-1)
 
 
@@ -91,9 +98,11 @@ class ELBOTerms(NamedTuple):
 
 
 def check_targets(model, x: torch.Tensor) -> None:
-    """Raise ``ValueError`` for NaN inputs, or for Bernoulli targets outside [0, 1]."""
+    """Raise ``ValueError`` for empty or NaN inputs, or for Bernoulli targets outside [0, 1]."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor; got {type(x).__name__}")
+    if x.numel() == 0:
+        raise ValueError(f"x is empty (shape {tuple(x.shape)}): there is nothing to evaluate")
     if torch.isnan(x).any():
         raise ValueError("x contains NaN")
     if getattr(model, "likelihood", None) == "bernoulli":
@@ -159,6 +168,14 @@ def per_example_terms(model, x, y=None, eps=None):
     return px.log_prob(x), kl
 
 
+def _check_number(name, value, minimum, strict=False):
+    """A hyperparameter: a finite real number >= ``minimum`` (> with ``strict``), else a clear error."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number; got {type(value).__name__}")
+    if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {minimum:g}; got {value}")
+
+
 class Objective:
     """A training objective: ``loss(rec, kl, step)`` from the batch means of the two ELBO terms.
 
@@ -220,8 +237,10 @@ class CapacityELBO(Objective):
     with the capacity C growing linearly from 0 to ``c_max`` nats over ``anneal_steps`` steps."""
 
     def __init__(self, gamma: float, c_max: float, anneal_steps: int):
-        if gamma < 0 or c_max < 0 or anneal_steps < 1:
-            raise ValueError(f"need gamma >= 0, c_max >= 0, anneal_steps >= 1; got {gamma}, {c_max}, {anneal_steps}")
+        _check_number("gamma", gamma, minimum=0.0)
+        _check_number("c_max", c_max, minimum=0.0)
+        if isinstance(anneal_steps, bool) or not isinstance(anneal_steps, numbers.Integral) or anneal_steps < 1:
+            raise ValueError(f"anneal_steps must be an int >= 1; got {anneal_steps!r}")
         self.gamma, self.c_max, self.anneal_steps = float(gamma), float(c_max), int(anneal_steps)
 
     def capacity(self, step: int) -> float:
@@ -243,8 +262,9 @@ class ConstrainedELBO(Objective):
     """
 
     def __init__(self, delta: float, lr_beta: float = 0.01, beta0: float = 1.0):
-        if delta < 0 or lr_beta <= 0 or beta0 < 0:
-            raise ValueError(f"need delta >= 0, lr_beta > 0, beta0 >= 0; got {delta}, {lr_beta}, {beta0}")
+        _check_number("delta", delta, minimum=0.0)
+        _check_number("lr_beta", lr_beta, minimum=0.0, strict=True)
+        _check_number("beta0", beta0, minimum=0.0)
         self.delta, self.lr_beta = float(delta), float(lr_beta)
         self.beta = float(beta0)
         self._beta_t = None

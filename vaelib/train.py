@@ -10,6 +10,8 @@ the objectives report.
 from __future__ import annotations
 
 import copy
+import math
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -150,6 +152,21 @@ def _adam(params, lr):
         return torch.optim.Adam(params, lr=lr)
 
 
+def _check_device(device) -> torch.device:
+    """``device`` as a torch.device that can hold the models, checked before anything moves."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda'; got {device!r}") from err
+    if dev.type == "meta":
+        raise ValueError("device='meta' holds no values: training needs 'cpu', 'cuda' or 'mps'")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but this torch sees no CUDA device; use vaelib.config.device()")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device={device!r} but Apple's MPS is not available here; use vaelib.config.device()")
+    return dev
+
+
 def _as_list(name, value, k, kind):
     if isinstance(value, (list, tuple)):
         if len(value) != k:
@@ -187,7 +204,8 @@ def fit_many(models, data: ImageData, objectives, *, seeds, epochs: int, batch_s
     in eval mode. History i holds, for every metric its objective reports, the mean over each
     epoch's batches; with ``eval_data``, the same metrics on it (no gradient, eval mode, seeded
     by ``seeds[i]``) as ``test_<name>``; and ``seconds``, the wall time of each epoch for all K
-    models together (machine dependent). The data and the stacked weights move to the device once.
+    models together (machine dependent). The data and the stacked weights move to the device once;
+    pixels of another floating dtype (``load_digits(dtype=torch.float64)``) are converted to the models'.
     """
     if isinstance(models, torch.nn.Module) or not isinstance(models, (list, tuple)) or not models:
         raise TypeError(f"models must be a non-empty list of models; got {type(models).__name__}")
@@ -219,7 +237,9 @@ def fit_many(models, data: ImageData, objectives, *, seeds, epochs: int, batch_s
     n = len(data)
     if drop_last and batch_size > n:
         batch_size = n
-    device = torch.device(device) if device is not None else config.device()
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
+        raise ValueError(f"lr must be a finite number >= 0; got {lr!r}")
+    device = _check_device(device) if device is not None else config.device()
     for m in models:
         m.to(device)
     data = data.to(device)
@@ -356,8 +376,24 @@ def save_checkpoint(model, path, **meta) -> None:
         raise TypeError(f"{type(model).__name__} has no `config`; only vaelib models can be checkpointed")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {k: _plain_meta(v, k) for k, v in meta.items()}
     torch.save({"class": type(model).__name__, "config": model.config,
                 "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "meta": meta}, path)
+
+
+def _plain_meta(value, key):
+    """A checkpoint's metadata as what ``torch.load(weights_only=True)`` reads back: Python numbers,
+    strings, lists, dicts and tensors (NumPy scalars and arrays converted); anything else refused."""
+    if type(value).__module__ == "numpy":  # first: np.float64 is also a float, and torch.load refuses it
+        return value.tolist()  # a NumPy scalar -> a Python number, an array -> nested lists
+    if isinstance(value, (str, bool, int, float, type(None), torch.Tensor)):
+        return value
+    if isinstance(value, dict):
+        return {k: _plain_meta(v, f"{key}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_meta(v, f"{key}[{i}]") for i, v in enumerate(value)]
+    raise TypeError(f"checkpoint metadata {key!r} must be numbers, strings, lists, dicts or tensors; "
+                    f"got {type(value).__name__}")
 
 
 def load_checkpoint(model, path, map_location="cpu") -> dict:
@@ -366,7 +402,14 @@ def load_checkpoint(model, path, map_location="cpu") -> dict:
     Refuses (``ValueError``) a checkpoint of another model class or configuration, naming the
     differences, rather than loading weights into a model they do not belong to.
     """
-    ckpt = torch.load(Path(path), map_location=map_location, weights_only=True)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError) as err:
+        raise ValueError(f"{path} is not a readable vaelib checkpoint (truncated, corrupted or another format): "
+                         f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
     if not isinstance(ckpt, dict) or not {"class", "config", "state_dict"} <= ckpt.keys():
         raise ValueError(f"{path} is not a vaelib checkpoint")
     if ckpt["class"] != type(model).__name__:
