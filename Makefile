@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 # --all: the budget is not a Sphinx input, so every page is rebuilt (and every chapter re-executed)
 BUILD_FLAGS = -W -n --keep-going --all
 
-.PHONY: setup book test lint unit notebooks build-smoke book-checks browser-check colab-check colab-env mathjax chromium serve strip clean bench
+.PHONY: setup settings lab book test lint unit notebooks build-smoke book-checks browser-check colab-check colab-env mathjax chromium serve strip clean bench
 
 setup: $(VENV)/.installed
 
@@ -17,11 +17,20 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 ## make book: execute every chapter at the default budget and write _build/html
-book: setup mathjax
+book: setup mathjax settings
 	$(VENV)/bin/jupyter-book build . $(BUILD_FLAGS)
 	@echo
 	@echo "Book written to $(CURDIR)/_build/html"
 	@echo "  open file://$(CURDIR)/_build/html/index.html in a browser, or run 'make serve' for http://127.0.0.1:$(PORT)/"
+
+# The budget and device, checked before a build: a bad VAEBOOK_BUDGET is one line, not a Sphinx traceback.
+settings: setup
+	@$(PY) -c "import sys; from vaelib import config; sys.exit(config.check_settings())"
+
+## make lab: open the chapters in JupyterLab on this machine (installs jupyterlab into .venv the first time)
+lab: setup
+	@$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install -q jupyterlab
+	$(VENV)/bin/jupyter lab notebooks
 
 ## make serve: serve the built book on this machine only
 PORT ?= 8000
@@ -49,6 +58,7 @@ notebooks: setup
 	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(VENV)/bin/pytest -q --nbval-lax -n 2 --dist loadfile notebooks
 
 build-smoke: setup mathjax
+	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(MAKE) --no-print-directory settings
 	rm -rf _build/.jupyter_cache _build/html
 	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(VENV)/bin/jupyter-book build . $(BUILD_FLAGS)
 

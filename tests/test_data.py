@@ -138,8 +138,12 @@ def test_mnist_checksum_mismatch_and_offline_errors(fake_mnist, tmp_path):
     with pytest.raises(RuntimeError, match="checksum mismatch"):
         data.mnist(tmp_path / "c1", "train", base_url=src.as_uri(), checksums=wrong)
     assert not list((tmp_path / "c1").glob("*.part"))
-    with pytest.raises(RuntimeError, match="load_digits"):
+    with pytest.raises(RuntimeError, match=r"load_digits\('train', binarize=False\)"):
         data.mnist(tmp_path / "c2", "train", base_url=(tmp_path / "nowhere").as_uri(), checksums=sums)
+    test_sums = {k.replace("train", "t10k"): v for k, v in sums.items()}
+    with pytest.raises(RuntimeError, match=r"load_digits\('test', binarize=True\)"):  # the split asked for
+        data.mnist(tmp_path / "c4", "test", binarize=True, base_url=(tmp_path / "nowhere").as_uri(),
+                   checksums=test_sums)
     # the real URL is refused by the test's network guard, and reported the same way
     with pytest.raises((RuntimeError, AssertionError)):
         data.mnist(tmp_path / "c3", "test", timeout=1)

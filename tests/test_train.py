@@ -127,3 +127,11 @@ def test_thread_count_reaches_blas():
     env = {**os.environ, "VAEBOOK_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "1 [1]", out
+
+
+def test_a_bad_budget_is_one_line_before_any_build(monkeypatch, capsys):
+    monkeypatch.setenv("VAEBOOK_BUDGET", "fast")
+    assert config.check_settings() == "error: VAEBOOK_BUDGET must be one of smoke, default, full; got 'fast'"
+    monkeypatch.setenv("VAEBOOK_BUDGET", "smoke")
+    assert config.check_settings() is None
+    assert capsys.readouterr().out.startswith("budget=smoke  device=")

@@ -120,4 +120,14 @@ def describe() -> str:
     return f"budget={budget()}  device={name}  torch={torch.__version__}  threads={torch.get_num_threads()}"
 
 
+def check_settings() -> str | None:
+    """Print :func:`describe`'s line and return None, or return the one-line error for a bad setting
+    (``make book`` runs this first: ``sys.exit(config.check_settings())``)."""
+    try:
+        print(describe())
+    except ValueError as err:
+        return f"error: {err}"
+    return None
+
+
 apply_threads()

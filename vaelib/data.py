@@ -279,7 +279,7 @@ def _md5(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fetch(url: str, dest: Path, md5: str, timeout: float) -> None:
+def _fetch(url: str, dest: Path, md5: str, timeout: float, offline_hint: str = "") -> None:
     if dest.exists() and _md5(dest) == md5:
         return
     tmp = dest.with_suffix(dest.suffix + ".part")
@@ -291,7 +291,7 @@ def _fetch(url: str, dest: Path, md5: str, timeout: float) -> None:
         tmp.unlink(missing_ok=True)
         raise RuntimeError(
             f"could not download {url} ({err}). MNIST needs internet access; offline, use the "
-            "embedded digits instead: vaelib.data.load_digits('train', binarize=True)"
+            f"embedded digits instead{offline_hint}"
         ) from err
     got = _md5(tmp)
     if got != md5:
@@ -324,7 +324,8 @@ def mnist(
         name = f"{prefix}-{kind}"
         if name not in checksums:
             raise ValueError(f"no checksum given for {name}")
-        _fetch(base_url.rstrip("/") + "/" + name, root / name, checksums[name], timeout)
+        _fetch(base_url.rstrip("/") + "/" + name, root / name, checksums[name], timeout,
+               offline_hint=f": vaelib.data.load_digits({split!r}, binarize={binarize})")
         arrays.append(read_idx(root / name))
     images, labels = arrays
     if images.ndim != 3 or labels.shape[0] != images.shape[0]:
