@@ -135,3 +135,17 @@ def test_a_bad_budget_is_one_line_before_any_build(monkeypatch, capsys):
     monkeypatch.setenv("VAEBOOK_BUDGET", "smoke")
     assert config.check_settings() is None
     assert capsys.readouterr().out.startswith("budget=smoke  device=")
+
+
+def test_a_chapter_says_what_its_budget_will_take(monkeypatch):
+    monkeypatch.setattr(config, "device", lambda: torch.device("cpu"))
+    monkeypatch.setenv("VAEBOOK_BUDGET", "default")
+    assert config.expected_time("09") == ("expected time: about 8 minutes (measured on 2 CPU cores at the "
+                                          "default budget)")
+    assert config.expected_time("06").startswith("expected time: about 81 s")
+    monkeypatch.setenv("VAEBOOK_BUDGET", "full")
+    assert config.expected_time("07").startswith("WARNING: the full budget is meant for a GPU")
+    monkeypatch.setattr(config, "device", lambda: torch.device("cuda"))
+    assert "not measured for the full budget on cuda" in config.expected_time("07")
+    with pytest.raises(ValueError, match="chapter must be one of"):
+        config.expected_time("05")

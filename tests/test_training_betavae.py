@@ -73,18 +73,6 @@ def test_cached_renderer_gives_the_same_beta_vae_score_and_renders_each_array_on
     assert len(cached) == 4  # v1 and v2, for the training and the test points
 
 
-def test_mean_and_spread_groups_and_averages_arrays():
-    runs = [dict(beta=1.0, mig=np.array([0.0, 0.2])), dict(beta=1.0, mig=np.array([0.2, 0.2])),
-            dict(beta=4.0, mig=np.array([0.5, 0.5]))]
-    out = disentangle.mean_and_spread(runs, "mig")
-    mean, std, vals = out[1.0]
-    np.testing.assert_allclose(vals, [0.1, 0.2])
-    assert abs(mean - 0.15) < 1e-12 and abs(std - np.std([0.1, 0.2], ddof=1)) < 1e-12
-    assert out[4.0][:2] == (0.5, 0.0)
-    with pytest.raises(KeyError, match="kl"):
-        disentangle.mean_and_spread(runs, "kl")
-
-
 def test_beta_sweep_trains_scores_and_a_larger_beta_spends_fewer_nats():
     train = data.dsprites(512, 16, seed=0)
     ev = data.dsprites(256, 16, seed=1)

@@ -120,6 +120,33 @@ def describe() -> str:
     return f"budget={budget()}  device={name}  torch={torch.__version__}  threads={torch.get_num_threads()}"
 
 
+# Seconds each training chapter took at the default budget: `make book` from a fresh clone on 2 quiet
+# CPU cores, torch 2.13.0 (README, "Budgets"). Re-measure when a chapter's work changes.
+MEASURED_SECONDS = {"06": 81, "07": 58, "08": 52, "09": 473}
+
+
+def expected_time(chapter: str) -> str:
+    """One line for the top of a training chapter: what its budget is expected to take here.
+
+    From :data:`MEASURED_SECONDS` where the figure was measured (the default budget on a CPU);
+    says so where it was not, and warns when the ``full`` budget is about to run on a CPU.
+    """
+    if chapter not in MEASURED_SECONDS:
+        raise ValueError(f"chapter must be one of {sorted(MEASURED_SECONDS)}; got {chapter!r}")
+    b, dev = budget(), device()
+    if b == "smoke":
+        return "expected time: seconds (the smoke budget only checks that the code runs)"
+    if b == "default":
+        s = MEASURED_SECONDS[chapter]
+        took = f"{s} s" if s < 120 else f"{s / 60:.0f} minutes"
+        where = "" if dev.type == "cpu" else f"; not measured on {dev.type}, where it should take less"
+        return f"expected time: about {took} (measured on 2 CPU cores at the default budget{where})"
+    if dev.type == "cpu":
+        return ("WARNING: the full budget is meant for a GPU and has not been timed; on this CPU it will take "
+                "many hours. Set VAEBOOK_BUDGET=default for real results in minutes.")
+    return f"expected time: not measured for the full budget on {dev.type} yet (paper-scale training)"
+
+
 def check_settings() -> str | None:
     """Print :func:`describe`'s line and return None, or return the one-line error for a bad setting
     (``make book`` runs this first: ``sys.exit(config.check_settings())``)."""

@@ -16,7 +16,7 @@ from .metrics import _posterior_params, mig_per_factor
 from .objectives import BetaELBO
 from .train import evaluate, fit_many
 
-__all__ = ["posterior_means", "encoder_fn", "CachedRenderer", "beta_sweep", "mean_and_spread"]
+__all__ = ["posterior_means", "encoder_fn", "CachedRenderer", "beta_sweep"]
 
 
 @torch.no_grad()
@@ -108,21 +108,3 @@ def beta_sweep(make_model, data: ImageData, betas, seeds, *, eval_data: ImageDat
         mig = mig_per_factor(posterior_means(model, eval_data.x), factors, n_bins=n_bins)
         runs.append(dict(beta=beta, seed=seed, model=model, history=history, rec=ev["rec"], kl=ev["kl"], mig=mig))
     return runs
-
-
-def mean_and_spread(runs: list[dict], key: str, by: str = "beta") -> dict:
-    """Group ``runs`` by ``runs[i][by]`` and return ``{group: (mean, std, values)}`` of ``runs[i][key]``.
-
-    ``key`` may name an array (the per-factor MIG): it is averaged over its entries first.
-    ``std`` is the sample standard deviation over the runs (ddof=1; 0 for a single run).
-    """
-    groups: dict = {}
-    for r in runs:
-        if key not in r or by not in r:
-            raise KeyError(f"run has no {key!r} or {by!r}; it has {sorted(r)}")
-        groups.setdefault(r[by], []).append(float(np.mean(r[key])))
-    out = {}
-    for g, vals in groups.items():
-        v = np.asarray(vals)
-        out[g] = (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, v)
-    return out
