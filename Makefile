@@ -49,6 +49,7 @@ test: setup lint unit
 
 lint: setup
 	$(VENV)/bin/ruff check vaelib tests tests_book tools bench notebooks
+	$(VENV)/bin/ruff format --check notebooks
 	$(PY) tools/strip_notebooks.py --check
 
 unit: setup
