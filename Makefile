@@ -16,9 +16,17 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q -r requirements.txt -e .
 	touch $@
 
+# The chapters' kernels read this IPython profile: log level ERROR drops the warning every kernel prints
+# at start-up about local TCP without encryption (tools/book_quiet.py drops myst-nb's config dump).
+KERNEL_PROFILE = _build/ipython/profile_default/ipython_kernel_config.py
+JB = IPYTHONDIR=$(CURDIR)/_build/ipython $(VENV)/bin/jupyter-book
+$(KERNEL_PROFILE):
+	mkdir -p $(@D)
+	echo 'c.IPKernelApp.log_level = "ERROR"  # written by the Makefile: a quiet build log' > $@
+
 ## make book: execute every chapter at the default budget and write _build/html
-book: setup mathjax settings
-	$(VENV)/bin/jupyter-book build . $(BUILD_FLAGS)
+book: setup mathjax settings $(KERNEL_PROFILE)
+	$(JB) build . $(BUILD_FLAGS)
 	@echo
 	@echo "Book written to $(CURDIR)/_build/html"
 	@echo "  open file://$(CURDIR)/_build/html/index.html in a browser, or run 'make serve' for http://127.0.0.1:$(PORT)/"
@@ -58,10 +66,10 @@ unit: setup
 notebooks: setup
 	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(VENV)/bin/pytest -q --nbval-lax -n 2 --dist loadfile notebooks
 
-build-smoke: setup mathjax
+build-smoke: setup mathjax $(KERNEL_PROFILE)
 	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(MAKE) --no-print-directory settings
 	rm -rf _build/.jupyter_cache _build/html
-	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(VENV)/bin/jupyter-book build . $(BUILD_FLAGS)
+	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(JB) build . $(BUILD_FLAGS)
 
 # The two reader's checks run side by side (the browser is light; the chapters take the 2 cores).
 book-checks:

@@ -57,6 +57,27 @@ PAGE_REPORT_JS = r"""
   report.error_outputs = [...document.querySelectorAll('.output.traceback, .output.error')]
       .map(e => e.innerText.slice(0, 300));
   report.stderr = [...document.querySelectorAll('.output.stderr')].map(e => e.innerText);
+  // what does not fit the main column at this window width: a display equation, code, an output, a
+  // figure or a table wider than the column, or scrolling sideways inside its own box (a hidden cell's
+  // input has no width and is not looked at)
+  report.overflow = [];
+  const column = document.querySelector('article.bd-article') || document.querySelector('main');
+  if (column) {
+    const right = column.getBoundingClientRect().right;
+    report.column_width = Math.round(column.getBoundingClientRect().width);
+    const wide = 'mjx-container[display="true"], pre, img, figure, table, .cell_output, .output';
+    for (const e of column.querySelectorAll(wide)) {
+      const r = e.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0) continue;
+      const past = Math.round(r.right - right), scroll = e.scrollWidth - e.clientWidth;
+      if (past > 1 || scroll > 1) {
+        const what = e.tagName.toLowerCase() + (e.className && typeof e.className === 'string' ?
+            '.' + e.className.trim().split(/\s+/)[0] : '');
+        const text = (e.getAttribute('src') || e.textContent || '').trim().replace(/\s+/g, ' ').slice(0, 70);
+        report.overflow.push(`${what} ${Math.max(past, scroll)} px too wide: ${text}`);
+      }
+    }
+  }
   return report;
 })()
 """
@@ -146,6 +167,10 @@ def problems(r: dict, page: str, html: Path, colab_prefix: str | None) -> list[s
         target = (html / page).parent / unquote(parts.path)
         if not target.resolve().is_relative_to(html) or not target.exists():
             found.append(f"local link to a missing file: {ref}")
+
+    # the page fits the screen (the window is 1280 px wide, see cdp.Browser)
+    for item in r.get("overflow", []):
+        found.append(f"does not fit the main column ({r.get('column_width')} px): {item}")
 
     # errors shown to the reader
     if "Traceback (most recent call last)" in r["text"]:

@@ -44,6 +44,19 @@ a &= b + c \\
 BAD_MD = r"""# Broken math
 
 A display written inside a sentence $$\int_0^1 x\,dx = \tfrac12$$ shows its dollar signs.
+
+An equation too long for the column:
+
+$$
+a_1 + a_2 + a_3 + a_4 + a_5 + a_6 + a_7 + a_8 + a_9 + a_{10} + a_{11} + a_{12} + a_{13} + a_{14} + a_{15}
++ a_{16} + a_{17} + a_{18} + a_{19} + a_{20} + a_{21} + a_{22} + a_{23} + a_{24} + a_{25} + a_{26} = b
+$$
+
+and a line of code too long for it:
+
+```python
+result = some_function(first_argument, second_argument, third_argument, fourth_argument, fifth_argument)
+```
 """
 
 
@@ -109,6 +122,14 @@ def test_a_display_inside_a_sentence_is_reported(browser, fixture_book):
     html, url = fixture_book
     found = bookcheck.problems(bookcheck.report(browser, url, "bad.html"), "bad.html", html, None)
     assert any("raw '$'" in p for p in found), found
+
+
+def test_an_equation_or_code_wider_than_the_column_is_reported(browser, fixture_book):
+    html, url = fixture_book
+    found = bookcheck.problems(bookcheck.report(browser, url, "bad.html"), "bad.html", html, None)
+    wide = [p for p in found if "does not fit the main column" in p]
+    assert any("mjx-container" in p for p in wide), found
+    assert any("pre" in p and "some_function" in p for p in wide), found
 
 
 def urlsplit_host(src: str) -> str | None:

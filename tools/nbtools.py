@@ -23,14 +23,26 @@ def repository_url() -> str:
 
 def colab_source(url: str | None = None) -> str:
     url = url or repository_url()
+    # formatted as `ruff format` writes it at the notebooks' 79 columns (notebooks/ruff.toml)
     return (
-        "# In Colab, install vaelib from the book's repository (Colab's own torch is kept).\n"
-        "# Anywhere else this cell does nothing: run the book from its repository.\n"
+        "# In Colab, install vaelib from the book's repository (Colab's own torch is\n"
+        "# kept). Anywhere else this cell does nothing: run the book from its\n"
+        "# repository.\n"
         "import subprocess\n"
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
-        f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+{url}"], check=True)'
+        "    subprocess.run(\n"
+        "        [\n"
+        "            sys.executable,\n"
+        '            "-m",\n'
+        '            "pip",\n'
+        '            "install",\n'
+        '            "-q",\n'
+        f'            "git+{url}",\n'
+        "        ],\n"
+        "        check=True,\n"
+        "    )"
     )
 
 

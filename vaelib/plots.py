@@ -5,23 +5,46 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["image_grid", "latent_scatter", "traversal_grid", "training_curves"]
+__all__ = ["ink_box", "image_grid", "latent_scatter", "traversal_grid", "training_curves"]
 
 
 def _np(a):
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
 
-def image_grid(images, shape, nrow: int = 10, title: str | None = None, ax=None, scale: float = 0.6):
-    """Tile flattened images ``(N, D)`` (values in [0, 1]) of image ``shape`` (C, H, W) into a grid."""
+def ink_box(imgs, threshold: float = 0.1, margin: int = 1) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` of the smallest box holding every pixel above ``threshold`` in any
+    of ``imgs`` ``(N, H, W)``, widened by ``margin`` pixels; the whole image when no pixel is above it."""
+    imgs = _np(imgs)
+    if imgs.ndim != 3:
+        raise ValueError(f"imgs: expected an array (N, H, W), got shape {imgs.shape}")
+    h, w = imgs.shape[1:]
+    ink = (imgs > threshold).any(0)
+    if not ink.any():
+        return 0, h, 0, w
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    return (max(0, rows[0] - margin), min(h, rows[-1] + 1 + margin),
+            max(0, cols[0] - margin), min(w, cols[-1] + 1 + margin))
+
+
+def image_grid(images, shape, nrow: int = 10, title: str | None = None, ax=None, scale: float = 0.6,
+               crop: bool = False):
+    """Tile flattened images ``(N, D)`` (values in [0, 1]) of image ``shape`` (C, H, W) into a grid.
+
+    ``crop``: cut every image to one common box, the one that holds all their ink (``ink_box``), so
+    small sprites on a large black canvas fill their cells; ``scale`` is inches per cell either way.
+    """
     import matplotlib.pyplot as plt
 
     imgs = _np(images).reshape(-1, *shape)[:, 0]
+    if crop:
+        top, bottom, left, right = ink_box(imgs)
+        imgs = imgs[:, top:bottom, left:right]
     n = imgs.shape[0]
     ncol = min(nrow, n)
     nrows = -(-n // ncol)
     h, w = imgs.shape[1:]
-    cmap = "gray_r" if h <= 28 else "gray"  # ink dark on white for digits, white sprites on black
+    cmap = "gray_r" if shape[-2] <= 28 else "gray"  # ink dark on white for digits, white sprites on black
     # separators drawn white in either colour map
     canvas = np.full((nrows * (h + 1) - 1, ncol * (w + 1) - 1), 0.0 if cmap == "gray_r" else 1.0)
     for i, im in enumerate(imgs):
@@ -53,10 +76,12 @@ def latent_scatter(z, labels, title: str | None = None, ax=None):
 
 
 @torch.no_grad()
-def traversal_grid(decode, z0, shape, span: float = 2.5, steps: int = 9, dims=None, title: str | None = None):
+def traversal_grid(decode, z0, shape, span: float = 2.5, steps: int = 9, dims=None, title: str | None = None,
+                   crop: bool = False, scale: float = 0.6):
     """Decode ``z0`` with one latent coordinate at a time swept over [-span, span].
 
     ``decode``: ``(N, L)`` -> ``(N, D)`` image means; ``z0`` ``(L,)``. One row per dimension.
+    ``crop`` and ``scale`` as in ``image_grid``: every cell cut to the box that holds the ink of all.
     """
     z0 = torch.as_tensor(z0).flatten()
     dims = list(range(z0.numel())) if dims is None else list(dims)
@@ -64,7 +89,7 @@ def traversal_grid(decode, z0, shape, span: float = 2.5, steps: int = 9, dims=No
     z = z0.repeat(len(dims) * steps, 1)
     for r, d in enumerate(dims):
         z[r * steps : (r + 1) * steps, d] = vals
-    fig = image_grid(decode(z), shape, nrow=steps, title=title)
+    fig = image_grid(decode(z), shape, nrow=steps, title=title, crop=crop, scale=scale)
     return fig
 
 
