@@ -77,6 +77,20 @@ PAGE_REPORT_JS = r"""
         report.overflow.push(`${what} ${Math.max(past, scroll)} px too wide: ${text}`);
       }
     }
+    // every image is a figure with a caption (a plot a cell shows by itself has none)
+    report.uncaptioned = [...column.querySelectorAll('img')]
+        .filter(img => !(img.closest('figure') && img.closest('figure').querySelector('figcaption')))
+        .map(img => img.getAttribute('src'));
+    // a figure shown much smaller than it was drawn shrinks the text in it: figures are drawn to fit
+    // (7.5 in at 100 dpi is 750 px, shown at 90% in the 674 px a figure gets at 1280 px)
+    report.shrunk = [];
+    for (const img of column.querySelectorAll('img')) {
+      const shown = img.getBoundingClientRect().width;
+      if (img.naturalWidth > 0 && shown > 0 && shown < 0.85 * img.naturalWidth) {
+        report.shrunk.push(`${img.getAttribute('src')} drawn ${img.naturalWidth} px wide, shown at ` +
+            `${Math.round(100 * shown / img.naturalWidth)}%`);
+      }
+    }
   }
   return report;
 })()
@@ -171,6 +185,10 @@ def problems(r: dict, page: str, html: Path, colab_prefix: str | None) -> list[s
     # the page fits the screen (the window is 1280 px wide, see cdp.Browser)
     for item in r.get("overflow", []):
         found.append(f"does not fit the main column ({r.get('column_width')} px): {item}")
+    for src in r.get("uncaptioned", []):
+        found.append(f"an image without a caption (glue it and show it with a captioned glue:figure): {src}")
+    for item in r.get("shrunk", []):
+        found.append(f"a figure shrunk to fit, its text with it (draw it at most 7.5 in wide): {item}")
 
     # errors shown to the reader
     if "Traceback (most recent call last)" in r["text"]:

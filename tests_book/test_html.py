@@ -9,6 +9,11 @@ For each ``*.html`` page (served from ``BOOK_HTML`` on a local http.server at 12
   ``\\(``, ``\\[`` or ``$`` is left in the visible prose (code and outputs aside);
 - images: every ``<img>`` loads and decodes (``naturalWidth > 0``); every local link points at a file;
 - no Python traceback, raw ANSI escape, error output, or warning printed to stderr is shown;
+- the page fits a 1280 px window: no display equation, code block, output, image, figure or table
+  reaches past the main column or scrolls sideways inside its own box (a cell whose input is hidden
+  counts once it is opened: the theme lays it out all the same);
+- every image is a captioned figure, shown at no less than 85% of the size it was drawn at (text in
+  a plot shrinks with it);
 - notebook pages: the Colab launch button opens
   ``https://colab.research.google.com/github/<owner>/<repo>/blob/<branch>/notebooks/<name>.ipynb``
   for the ``repository`` in ``_config.yml``.

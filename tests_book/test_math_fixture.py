@@ -57,7 +57,25 @@ and a line of code too long for it:
 ```python
 result = some_function(first_argument, second_argument, third_argument, fourth_argument, fifth_argument)
 ```
+
+and a figure drawn wider than the column, which the page can only shrink:
+
+![a wide figure](wide.png)
 """
+
+
+def _wide_png(path):
+    """A 12 x 2 inch matplotlib figure at 100 dpi: 1200 px, wider than the 752 px column."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(12, 2), dpi=100)
+    ax.plot([0, 1], [0, 1])
+    ax.set_title("text that would shrink")
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def _notebook(cells):
@@ -81,6 +99,7 @@ def fixture_book(tmp_path_factory):
     (src / "_toc.yml").write_text("format: jb-book\nroot: good\nchapters:\n  - file: nb\n  - file: bad\n")
     (src / "good.md").write_text(GOOD_MD)
     (src / "bad.md").write_text(BAD_MD)
+    _wide_png(src / "wide.png")
     code = nbformat.v4.new_code_cell
     nbformat.write(_notebook([
         nbformat.v4.new_markdown_cell("# Notebook\n\nBack to {eq}`fixture-elbo`; inline $\\alpha$."),
@@ -130,6 +149,12 @@ def test_an_equation_or_code_wider_than_the_column_is_reported(browser, fixture_
     wide = [p for p in found if "does not fit the main column" in p]
     assert any("mjx-container" in p for p in wide), found
     assert any("pre" in p and "some_function" in p for p in wide), found
+
+
+def test_a_figure_shown_smaller_than_drawn_is_reported(browser, fixture_book):
+    html, url = fixture_book
+    found = bookcheck.problems(bookcheck.report(browser, url, "bad.html"), "bad.html", html, None)
+    assert any("a figure shrunk to fit" in p and "1200 px" in p for p in found), found
 
 
 def urlsplit_host(src: str) -> str | None:
