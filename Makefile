@@ -17,7 +17,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 # The chapters' kernels read this IPython profile: log level ERROR drops the warning every kernel prints
-# at start-up about local TCP without encryption (tools/book_quiet.py drops myst-nb's config dump).
+# at start-up about local TCP without encryption (tools/book_quiet.py drops myst's config dumps).
 KERNEL_PROFILE = _build/ipython/profile_default/ipython_kernel_config.py
 JB = IPYTHONDIR=$(CURDIR)/_build/ipython $(VENV)/bin/jupyter-book
 $(KERNEL_PROFILE):

@@ -58,8 +58,8 @@ PAGE_REPORT_JS = r"""
       .map(e => e.innerText.slice(0, 300));
   report.stderr = [...document.querySelectorAll('.output.stderr')].map(e => e.innerText);
   // what does not fit the main column at this window width: a display equation, code, an output, a
-  // figure or a table wider than the column, or scrolling sideways inside its own box (a hidden cell's
-  // input has no width and is not looked at)
+  // figure or a table wider than the column, or scrolling sideways inside its own box (the theme lays
+  // out a cell whose input is hidden all the same, so it is looked at too)
   report.overflow = [];
   const column = document.querySelector('article.bd-article') || document.querySelector('main');
   if (column) {

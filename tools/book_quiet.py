@@ -1,8 +1,8 @@
 """Keep the build log to what a reader needs (a local Sphinx extension, listed in _config.yml).
 
 myst-parser and myst-nb each log their whole parser configuration (hundreds of characters of
-settings) at the start of every build; this drops those two messages. Each chapter's "Executing notebook" and "Executed notebook
-in N seconds" lines stay. The kernels' warning about unencrypted local TCP is silenced by the
+settings) at the start of every build; this drops those two messages. Each chapter's "Executing
+notebook" and "Executed notebook in N seconds" lines stay. The kernels' warning about unencrypted local TCP is silenced by the
 Makefile (an IPython profile under _build with the kernel's log level at ERROR).
 """
 

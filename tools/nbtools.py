@@ -23,7 +23,7 @@ def repository_url() -> str:
 
 def colab_source(url: str | None = None) -> str:
     url = url or repository_url()
-    # formatted as `ruff format` writes it at the notebooks' 79 columns (notebooks/ruff.toml)
+    # formatted as `ruff format` writes it at the notebooks' 75 columns (notebooks/ruff.toml)
     return (
         "# In Colab, install vaelib from the book's repository (Colab's own torch is\n"
         "# kept). Anywhere else this cell does nothing: run the book from its\n"

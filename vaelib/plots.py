@@ -23,8 +23,8 @@ def ink_box(imgs, threshold: float = 0.1, margin: int = 1) -> tuple[int, int, in
     if not ink.any():
         return 0, h, 0, w
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
-    return (max(0, rows[0] - margin), min(h, rows[-1] + 1 + margin),
-            max(0, cols[0] - margin), min(w, cols[-1] + 1 + margin))
+    return (int(max(0, rows[0] - margin)), int(min(h, rows[-1] + 1 + margin)),
+            int(max(0, cols[0] - margin)), int(min(w, cols[-1] + 1 + margin)))
 
 
 def image_grid(images, shape, nrow: int = 10, title: str | None = None, ax=None, scale: float = 0.6,
