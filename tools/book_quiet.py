@@ -2,8 +2,8 @@
 
 myst-parser and myst-nb each log their whole parser configuration (hundreds of characters of
 settings) at the start of every build; this drops those two messages. Each chapter's "Executing
-notebook" and "Executed notebook in N seconds" lines stay. The kernels' warning about unencrypted local TCP is silenced by the
-Makefile (an IPython profile under _build with the kernel's log level at ERROR).
+notebook" and "Executed notebook in N seconds" lines stay. The kernels' warning about unencrypted
+local TCP is silenced by the Makefile (an IPython profile under _build, kernel log level ERROR).
 """
 
 import logging
