@@ -113,6 +113,18 @@ def test_the_gaussian_decoder_variance_is_exp_of_its_log_variance():
     torch.testing.assert_close(px.log_prob(x), expected)
 
 
+def test_the_gaussian_decoder_variance_has_a_floor():
+    # without it a pixel the decoder predicts exactly (0 in every digit) has an unbounded likelihood
+    torch.manual_seed(0)
+    model = VAE((1, 8, 8), 2, hidden=16, likelihood="gaussian")
+    with torch.no_grad():
+        model.decoder_logvar.fill_(-50.0)  # the optimiser's way to a variance of 0
+    px = model.decode(torch.randn(3, 2))
+    torch.testing.assert_close(px.base_dist.scale, torch.full_like(px.mean, 0.01))
+    best = -64 * math.log(0.01 * math.sqrt(2 * math.pi))  # every pixel exactly at its mean
+    assert px.log_prob(px.mean).max().item() <= best + 1e-3
+
+
 def test_the_class_mean_cvae_kl_is_to_its_class_prior():
     # bug: the KL taken to N(0, I) instead of N(mu_y, I) (the same while the class means are 0)
     torch.manual_seed(0)

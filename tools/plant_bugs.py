@@ -59,8 +59,8 @@ MUT = [  # name, file, the line as it is, the line with the bug, the tests that 
     (
         'logvar as logstd',
         'vaelib/models.py',
-        'scale = torch.exp(0.5 * self.decoder_logvar)',
-        'scale = torch.exp(self.decoder_logvar)',
+        'scale = torch.exp(0.5 * logvar)',
+        'scale = torch.exp(logvar)',
         'tests/test_bookkeeping.py',
     ),
     (

@@ -335,11 +335,19 @@ def digit_classifier(x, y, seed: int = 0):
 
 def classifier_confidence(clf, images, target=None, threshold: float = 0.9) -> dict[str, float]:
     """How sure ``clf`` is about ``images``: mean top-class probability and the fraction above
-    ``threshold``; with ``target`` labels, also the fraction classified as the target."""
+    ``threshold``; with ``target`` labels, also the fraction classified as the target.
+
+    Confidence is not diversity (one perfect digit drawn every time scores 1), so the result also
+    has ``label_entropy``: the entropy in nats of the labels ``clf`` assigns, from 0 (one class) to
+    log(number of classes) (all equally often)."""
+    from scipy.stats import entropy
+
     images = np.asarray(images, dtype=np.float64)
     proba = clf.predict_proba(images)
     top = proba.max(1)
-    out = {"mean_top_prob": float(top.mean()), "frac_confident": float((top > threshold).mean())}
+    counts = np.bincount(proba.argmax(1), minlength=proba.shape[1])
+    out = {"mean_top_prob": float(top.mean()), "frac_confident": float((top > threshold).mean()),
+           "label_entropy": float(entropy(counts))}
     if target is not None:
         pred = clf.classes_[proba.argmax(1)]
         out["frac_target"] = float((pred == np.asarray(target)).mean())

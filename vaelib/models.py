@@ -27,6 +27,9 @@ from torch.distributions import Bernoulli, Independent, Normal
 __all__ = ["Output", "make_encoder", "make_decoder", "AE", "VAE", "CVAE", "LIKELIHOODS", "ARCHS", "POSTERIORS"]
 
 LIKELIHOODS = ("bernoulli", "gaussian")
+# The Gaussian decoder's smallest variance: standard deviation 0.01 of a pixel range [0, 1], so each
+# pixel's log-density is at most -log(0.01 * sqrt(2 pi)) = 3.69 nats.
+DECODER_MIN_LOGVAR = 2 * math.log(0.01)
 ARCHS = ("mlp", "conv")
 POSTERIORS = ("diagonal", "isotropic")
 
@@ -158,7 +161,11 @@ class _Base(nn.Module):
         """p(x|z) from decoder outputs ``(B, D)``; its ``log_prob`` sums over the D pixels."""
         if self.likelihood == "bernoulli":
             return Independent(Bernoulli(logits=params, validate_args=False), 1)
-        scale = torch.exp(0.5 * self.decoder_logvar).expand_as(params)
+        # floored: a learned variance that may go to 0 makes the likelihood of a pixel the decoder
+        # predicts exactly (e.g. one that is 0 in every image) unbounded, and with it the ELBO
+        # (Mattei & Frellsen, 2018)
+        logvar = self.decoder_logvar.clamp(min=DECODER_MIN_LOGVAR)
+        scale = torch.exp(0.5 * logvar).expand_as(params)
         return Independent(Normal(params, scale), 1)
 
     def prior(self, n: int, device=None):

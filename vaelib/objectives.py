@@ -255,10 +255,13 @@ class ConstrainedELBO(Objective):
     """max E_q[log p(x|z)] s.t. KL <= delta, by gradient descent-ascent on the Lagrangian
     F = E_q[log p(x|z)] - beta (KL - delta) ({eq}`kkt-lagrangian`).
 
-    The model takes a descent step on -F; beta takes a projected ascent step on the dual,
-    beta <- max(0, beta + lr_beta * (KL - delta)), so beta grows while the constraint is
-    violated and decays to 0 while it is slack (complementary slackness). The dual step is
-    taken on every training batch, not in evaluation (``train=False``).
+    The model takes a descent step on the loss -F; beta takes a projected gradient ascent step on
+    the loss, beta <- max(0, beta + lr_beta * (KL - delta)), since d(-F)/d(beta) = KL - delta. For
+    the problem written as min -E_q[log p(x|z)] s.t. KL <= delta this is dual ascent: the dual
+    function d(beta) = min -F is maximised over beta >= 0 and d'(beta) = KL - delta at the inner
+    minimiser (in the max form, the dual g = -d is minimised and the step descends g). So beta
+    grows while the constraint is violated and decays to 0 while it is slack (complementary
+    slackness). The dual step is taken on every training batch, not in evaluation (``train=False``).
     """
 
     def __init__(self, delta: float, lr_beta: float = 0.01, beta0: float = 1.0):
