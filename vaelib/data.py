@@ -30,6 +30,7 @@ __all__ = [
     "dsprites_factor_grid",
     "render_dsprites",
     "dsprites",
+    "dsprites_image_counts",
     "blobs",
     "read_idx",
     "mnist",
@@ -207,6 +208,29 @@ def dsprites(n: int, resolution: int = 64, seed: int = 0) -> ImageData:
     factors = np.stack([rng.integers(0, s, size=n) for s in DSPRITES_FACTORS.values()], axis=1)
     x = render_dsprites(factors, resolution)
     return ImageData(x, torch.as_tensor(factors), (1, resolution, resolution))
+
+
+def dsprites_image_counts(resolution: int, factors=None, chunk: int = 65536) -> np.ndarray:
+    """How many rows of ``factors`` render to each distinct image: the distribution of the images
+    :func:`dsprites` draws, as counts (``(n_distinct,)`` ints summing to ``len(factors)``).
+
+    ``factors`` defaults to the whole factor grid (737,280 rows), which :func:`dsprites` samples
+    uniformly. Different factors can render to the same image (a square turned by a quarter
+    turn, positions closer than a pixel), so there are fewer images than rows. The rows are
+    rendered in chunks and identical images pooled: exact, no sampling. The entropy of the
+    images is ``scipy.stats.entropy(counts)`` nats.
+    """
+    if factors is None:
+        sizes = list(DSPRITES_FACTORS.values())
+        factors = np.stack(np.unravel_index(np.arange(int(np.prod(sizes))), sizes), axis=1)
+    factors = np.asarray(factors)
+    if factors.ndim != 2 or len(factors) == 0:
+        raise ValueError(f"factors must be (N, 5) integer labels with N >= 1; got shape {factors.shape}")
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be a positive int; got {chunk!r}")
+    packed = [np.packbits(render_dsprites(factors[s : s + chunk], resolution).numpy().astype(np.uint8), axis=1)
+              for s in range(0, len(factors), chunk)]
+    return np.unique(np.concatenate(packed), axis=0, return_counts=True)[1]
 
 
 # --------------------------------------------------------------------------- blobs

@@ -26,6 +26,8 @@ __all__ = [
     "classifier_confidence",
     "class_target_fractions",
     "gaussian_fit_kl",
+    "aggregate_posterior",
+    "aggregate_log_ratio",
 ]
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -393,3 +395,85 @@ def gaussian_fit_kl(codes) -> float:
     if sign <= 0:
         raise ValueError("the codes' covariance is singular: they do not span all d dimensions")
     return float(0.5 * (np.trace(s) + m @ m - d - logdet))
+
+
+def _mixture_log_density(z, mu, logvar, chunk: int = 4096):
+    """log q(z) = log (1/N) sum_n N(z; mu_n, diag e^logvar_n) for every row of ``z`` ``(M, L)``: ``(M,)``.
+
+    The N Gaussian log-densities of a chunk of rows come from three matrix products (the square
+    expanded), in float64, so that N x M never needs an (N, M, L) tensor."""
+    inv = torch.exp(-logvar)  # (N, L)
+    const = (mu**2 * inv).sum(1) + logvar.sum(1) + mu.shape[1] * _LOG_2PI  # (N,)
+    out = []
+    for s in range(0, z.shape[0], chunk):
+        zc = z[s : s + chunk]
+        quad = (zc**2) @ inv.T - 2 * zc @ (mu * inv).T  # (m, N)
+        out.append(torch.logsumexp(-0.5 * (quad + const), dim=1) - math.log(mu.shape[0]))
+    return torch.cat(out)
+
+
+def _posteriors64(model, x, name="x"):
+    if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"{name} must be a (N, D) tensor with N >= 2 rows (the aggregate posterior averages "
+                         f"over them); got {getattr(x, 'shape', type(x).__name__)}")
+    was_training = model.training
+    model.eval()
+    mu, logvar = _posterior_params(model, x)
+    model.train(was_training)
+    return mu.double(), logvar.double()
+
+
+@torch.no_grad()
+def aggregate_posterior(model, x: torch.Tensor, n_samples: int = 1,
+                        generator: torch.Generator | None = None) -> dict[str, float]:
+    """Split the average KL term, E_n KL(q(z|x_n) || p(z)) = I_q(x; z) + KL(q(z) || p(z)) (Hoffman
+    and Johnson 2016), for the aggregate posterior q(z) = (1/N) sum_n q(z|x_n) of the N rows of ``x``.
+
+    q(z) is a mixture of N Gaussians, so its density is exact; the two expectations are Monte Carlo,
+    over ``n_samples`` draws z ~ q(z|x_n) for every row n (which together are draws from q(z)):
+
+    * ``mutual_info``: I_q = E[log q(z|x_n) - log q(z)], at most log N (``log_n``);
+    * ``marginal_kl``: KL(q(z) || p(z)) = E[log q(z) - log p(z)], p = N(0, I);
+    * ``rate``: the average KL term in closed form ({eq}`kl-standard`), and ``rate_mc``, the sum of
+      the two estimates, which is a Monte Carlo estimate of it;
+    * ``mutual_info_se``, ``marginal_kl_se``, ``rate_mc_se``: standard errors over the draws.
+
+    Everything in nats, float64. ``generator`` seeds the draws.
+    """
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        raise ValueError(f"n_samples must be an int >= 1; got {n_samples!r}")
+    mu, logvar = _posteriors64(model, x)
+    n, d = mu.shape
+    eps = torch.randn(n_samples, n, d, generator=generator, dtype=torch.float64, device=mu.device)
+    z = (mu + torch.exp(0.5 * logvar) * eps).reshape(-1, d)  # row r is from q(z|x_{r mod n})
+    log_cond = _normal_logpdf(z, mu.repeat(n_samples, 1), logvar.repeat(n_samples, 1))
+    log_agg = _mixture_log_density(z, mu, logvar)
+    log_prior = _std_normal_logpdf(z)
+    mi, mkl = log_cond - log_agg, log_agg - log_prior
+    m = z.shape[0]
+
+    def se(v):
+        return float(v.std(unbiased=True) / math.sqrt(m)) if m > 1 else float("nan")
+
+    rate = float(gaussian_kl(mu, logvar).mean())
+    return {"mutual_info": float(mi.mean()), "marginal_kl": float(mkl.mean()), "rate": rate,
+            "rate_mc": float((mi + mkl).mean()), "mutual_info_se": se(mi), "marginal_kl_se": se(mkl),
+            "rate_mc_se": se(mi + mkl), "log_n": math.log(n)}
+
+
+@torch.no_grad()
+def aggregate_log_ratio(model, x: torch.Tensor, z) -> np.ndarray:
+    """log q(z) - log p(z) at the points ``z`` ``(M, latent_dim)``: how much more (> 0) or less (< 0)
+    the aggregate posterior of the rows of ``x`` puts on each point than the prior N(0, I) does.
+
+    Under prior draws its mean is -KL(p(z) || q(z)); a prior draw with a very negative value lies
+    in a "hole", where no training code ever fell and the decoder was never trained. Returns
+    ``(M,)`` float64 nats.
+    """
+    mu, logvar = _posteriors64(model, x)
+    z = torch.as_tensor(z, dtype=torch.float64, device=mu.device)
+    if z.ndim != 2 or z.shape[1] != mu.shape[1]:
+        raise ValueError(f"z must be (M, {mu.shape[1]}), points in the model's latent space; got {tuple(z.shape)}")
+    if not torch.isfinite(z).all():
+        raise ValueError("z contains NaN or infinity")
+    return (_mixture_log_density(z, mu, logvar) - _std_normal_logpdf(z)).cpu().numpy()

@@ -32,6 +32,8 @@ __all__ = [
     "BetaELBO",
     "CapacityELBO",
     "ConstrainedELBO",
+    "WarmupELBO",
+    "FreeBitsELBO",
 ]
 
 
@@ -142,29 +144,32 @@ def _needs_labels(model):
     return model.__class__.__name__ == "CVAE"
 
 
-def decoded_and_kl(model, x, y=None, eps=None):
+def decoded_and_kl(model, x, y=None, eps=None, per_dim: bool = False):
     """``(px, kl)``: the decoded distribution p(x|z) for one reparameterised z, and KL ``(B,)`` nats.
 
     What every training objective is built from (``rec = px.log_prob(x)``). ``y`` is used only
-    by a CVAE; the deterministic ``AE`` has no posterior, and its KL is zero. Unchecked (no host
-    synchronisation): the caller validates the data once.
+    by a CVAE; the deterministic ``AE`` has no posterior, and its KL is zero. ``per_dim=True``
+    returns the KL of every latent dimension, ``(B, latent_dim)``, unsummed (for
+    :class:`FreeBitsELBO`). Unchecked (no host synchronisation): the caller validates the data once.
     """
     if model.__class__.__name__ == "AE":
         px = _forward(model, x, eps=eps).px
-        return px, x.new_zeros(x.shape[:-1])
+        return px, x.new_zeros(x.shape[:-1] + ((model.latent_dim,) if per_dim else ()))
     if _needs_labels(model):
         out = _forward(model, x, y, eps=eps)
-        kl = gaussian_kl(out.mu, out.logvar, *model.prior(y), check=False)
+        prior = model.prior(y)
     else:
         out = _forward(model, x, eps=eps)
-        kl = gaussian_kl(out.mu, out.logvar, check=False)
-    return out.px, kl
+        prior = (0.0, 0.0)
+    if per_dim:
+        return out.px, _kl_terms(out.mu, out.logvar, *prior)
+    return out.px, gaussian_kl(out.mu, out.logvar, *prior, check=False)
 
 
-def per_example_terms(model, x, y=None, eps=None):
-    """``(rec, kl)``, each ``(B,)`` nats: the one-sample E_q[log p(x|z)] and the closed-form KL
-    (see :func:`decoded_and_kl`)."""
-    px, kl = decoded_and_kl(model, x, y, eps)
+def per_example_terms(model, x, y=None, eps=None, per_dim: bool = False):
+    """``(rec, kl)``: the one-sample E_q[log p(x|z)] ``(B,)`` and the closed-form KL, ``(B,)``
+    nats, or ``(B, latent_dim)`` with ``per_dim=True`` (see :func:`decoded_and_kl`)."""
+    px, kl = decoded_and_kl(model, x, y, eps, per_dim)
     return px.log_prob(x), kl
 
 
@@ -183,7 +188,11 @@ class Objective:
     ``(loss, metrics)``, the scalar to minimise and a dict of 0-d tensors to log. ``train=False``
     (evaluation) leaves any state of the objective (a dual variable) untouched.
     Calling the objective, ``objective(model, x, y, step)``, computes the terms on a batch first.
+    An objective with ``kl_per_dimension = True`` receives ``kl`` as the batch means of the KL of
+    every latent dimension, ``(latent_dim,)`` (``(K, latent_dim)`` in ``loss_many``), unsummed.
     """
+
+    kl_per_dimension = False
 
     def loss(self, rec, kl, step: int, train: bool = True):
         raise NotImplementedError
@@ -198,8 +207,8 @@ class Objective:
         return losses, metrics
 
     def __call__(self, model, x, y=None, step=0, eps=None):
-        rec, kl = per_example_terms(model, x, y, eps)
-        return self.loss(rec.mean(), kl.mean(), step)
+        rec, kl = per_example_terms(model, x, y, eps, per_dim=self.kl_per_dimension)
+        return self.loss(rec.mean(), kl.mean(0), step)
 
 
 class Reconstruction(Objective):
@@ -284,3 +293,63 @@ class ConstrainedELBO(Objective):
     @property
     def current_beta(self) -> float:
         return float(self._beta_t) if self._beta_t is not None else self.beta
+
+
+class WarmupELBO(Objective):
+    """KL warm-up (Bowman et al. 2016): minimise -(E_q[log p(x|z)] - beta(step) * KL), batch mean,
+    with the weight beta(step) = min(1, step / warmup_steps) rising linearly from 0 to 1.
+
+    Once ``step >= warmup_steps`` this is :class:`BetaELBO` with beta = 1, the ELBO. The logged
+    ``elbo`` is always the ELBO itself, whatever the current weight. Evaluation (``step=0``) logs
+    the weight 0 and a loss without the KL; read ``elbo``, ``rec`` and ``kl`` there.
+    """
+
+    def __init__(self, warmup_steps: int):
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, numbers.Integral) or warmup_steps < 1:
+            raise ValueError(f"warmup_steps must be an int >= 1; got {warmup_steps!r}")
+        self.warmup_steps = int(warmup_steps)
+
+    def weight(self, step: int) -> float:
+        return min(1.0, step / self.warmup_steps)
+
+    def loss(self, rec, kl, step, train=True):
+        beta = self.weight(step)
+        return -(rec - beta * kl), {"elbo": rec - kl, "rec": rec, "kl": kl, "beta": rec.new_tensor(beta)}
+
+    @classmethod
+    def loss_many(cls, objectives, rec, kl, step, train=True):
+        beta = rec.new_tensor([o.weight(step) for o in objectives])
+        return -(rec - beta * kl), {"elbo": rec - kl, "rec": rec, "kl": kl, "beta": beta}
+
+
+class FreeBitsELBO(Objective):
+    """Free bits (Kingma et al. 2016, one group per latent dimension): minimise
+    -E_q[log p(x|z)] + sum_j max(lam, KL_j), where KL_j is the batch mean of KL(q(z_j|x) || p(z_j)).
+
+    A dimension whose KL is below ``lam`` nats pays ``lam`` whatever it carries, so its KL has no
+    gradient: the encoder may put up to ``lam`` nats into every dimension for free. With
+    ``lam = 0`` this is the ELBO. ``kl`` arrives per dimension (``kl_per_dimension = True``); the
+    logged ``kl`` and ``elbo`` are the plain sums, the ELBO itself.
+    """
+
+    kl_per_dimension = True
+
+    def __init__(self, lam: float):
+        _check_number("lam", lam, minimum=0.0)
+        self.lam = float(lam)
+
+    def loss(self, rec, kl, step, train=True):
+        if kl.ndim != 1:
+            raise ValueError(f"FreeBitsELBO needs the KL of every latent dimension, shape (latent_dim,); "
+                             f"got shape {tuple(kl.shape)}")
+        total = kl.sum(-1)
+        return -rec + torch.clamp(kl, min=self.lam).sum(-1), {"elbo": rec - total, "rec": rec, "kl": total}
+
+    @classmethod
+    def loss_many(cls, objectives, rec, kl, step, train=True):
+        if kl.ndim != 2:
+            raise ValueError(f"FreeBitsELBO needs the KL of every latent dimension, shape (K, latent_dim); "
+                             f"got shape {tuple(kl.shape)}")
+        lam = rec.new_tensor([o.lam for o in objectives]).unsqueeze(-1)
+        total = kl.sum(-1)
+        return -rec + torch.maximum(kl, lam).sum(-1), {"elbo": rec - total, "rec": rec, "kl": total}

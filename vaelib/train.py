@@ -57,9 +57,10 @@ class _Terms(nn.Module):
     def __init__(self, model):
         super().__init__()
         self.model = model
+        self.per_dim = False  # True: the KL of every latent dimension, unsummed
 
     def forward(self, x, y, eps):
-        px, kl = decoded_and_kl(self.model, x, y, eps)
+        px, kl = decoded_and_kl(self.model, x, y, eps, self.per_dim)
         base = px.base_dist
         if isinstance(base, Bernoulli):
             return base.logits, kl
@@ -120,9 +121,11 @@ class _Stack:
         """Parameter name -> stacked ``(K, ...)`` tensor in the model's own layout (views of the leaves)."""
         return {n: v.transpose(1, 2) if n in self._transposed else v for n, v in self.leaves.items()}
 
-    def terms(self, x, y, eps, train: bool):
-        """Per-example ``(rec, kl)``, each ``(K, B)``, for inputs ``x`` ``(K, B, D)``, ``y``, ``eps`` ``(K, B, L)``."""
+    def terms(self, x, y, eps, train: bool, per_dim: bool = False):
+        """Per-example ``(rec, kl)``, each ``(K, B)``, for inputs ``x`` ``(K, B, D)``, ``y``, ``eps`` ``(K, B, L)``;
+        with ``per_dim`` the KL is ``(K, B, L)``, one per latent dimension."""
         self.template.train(train)
+        self.template.per_dim = per_dim
         if self.k == 1:
             out = [t.unsqueeze(0) for t in self.template(x[0], y[0], eps[0])]
         else:
@@ -142,6 +145,16 @@ class _Stack:
                     p.copy_(params[f"model.{n}"][i])
                 for n, b in m.named_buffers():
                     b.copy_(self.buffers[f"model.{n}"][i])
+
+
+def _kl_per_dimension(objectives) -> bool:
+    """Whether the objectives take the KL per latent dimension (all of them) or summed (none)."""
+    flags = {bool(o.kl_per_dimension) for o in objectives}
+    if len(flags) > 1:
+        kinds = sorted({type(o).__name__ for o in objectives})
+        raise ValueError(f"objectives {kinds} cannot train in one call: some take the KL of every latent "
+                         f"dimension (kl_per_dimension=True) and some the summed KL; train them in separate calls")
+    return flags.pop()
 
 
 def _adam(params, lr):
@@ -248,6 +261,7 @@ def fit_many(models, data: ImageData, objectives, *, seeds, epochs: int, batch_s
     stack = _Stack(models, device)
     gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     opt = _adam(list(stack.leaves.values()), lr)
+    per_dim = _kl_per_dimension(objs)
     loss_many = type(objs[0]).loss_many if all(type(o) is type(objs[0]) for o in objs) else Objective.loss_many
     histories: list[dict[str, list[float]]] = [{} for _ in range(k)]
     n_batches = n // batch_size if drop_last else -(-n // batch_size)
@@ -259,7 +273,7 @@ def fit_many(models, data: ImageData, objectives, *, seeds, epochs: int, batch_s
         sums: dict[str, torch.Tensor] = {}
         for b in range(n_batches):
             x, y, eps = _draw(stack, data, perm[:, b * batch_size : (b + 1) * batch_size], gens)
-            rec, kl = stack.terms(x, y, eps, train=True)
+            rec, kl = stack.terms(x, y, eps, train=True, per_dim=per_dim)
             loss, metrics = loss_many(objs, rec.mean(1), kl.mean(1), step)
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()  # the K losses share no parameter: each model gets its own gradient
@@ -333,6 +347,7 @@ def _evaluate_stack(stack, data, objectives, seeds, batch_size):
     device = next(iter(stack.leaves.values())).device
     data = data.to(device)
     gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+    per_dim = _kl_per_dimension(objectives)
     loss_many = type(objectives[0]).loss_many if all(type(o) is type(objectives[0]) for o in objectives) \
         else Objective.loss_many
     sums: dict[str, torch.Tensor] = {}
@@ -340,7 +355,7 @@ def _evaluate_stack(stack, data, objectives, seeds, batch_size):
     for start in range(0, n, batch_size):
         rows = torch.arange(start, min(start + batch_size, n), device=device)
         x, y, eps = _draw(stack, data, rows.expand(stack.k, -1), gens)
-        rec, kl = stack.terms(x, y, eps, train=False)
+        rec, kl = stack.terms(x, y, eps, train=False, per_dim=per_dim)
         loss, metrics = loss_many(objectives, rec.mean(1), kl.mean(1), 0, train=False)
         for key, v in {"loss": loss, **metrics}.items():
             sums[key] = sums.get(key, 0.0) + v * len(rows)
