@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from tests.test_fit_many import _check_contract, _digits
-from vaelib.metrics import aggregate_log_ratio, aggregate_posterior
+from vaelib.metrics import _mixture_log_density, aggregate_log_ratio, aggregate_posterior
 from vaelib.models import VAE
 from vaelib.objectives import BetaELBO, FreeBitsELBO, WarmupELBO, per_example_terms
 from vaelib.train import fit_many
@@ -49,18 +49,19 @@ def test_identical_posteriors_carry_no_information():
     assert out["log_n"] == pytest.approx(math.log(n))
 
 
-def test_separated_posteriors_reach_log_n_and_the_split_adds_up():
+def test_separated_posteriors_reach_log_n():
     # N far-apart, narrow posteriors: every code names its image, so I_q = log N (to e^-huge)
     n, d = 20, 2
     mu = torch.stack([torch.arange(n) * 50.0, torch.zeros(n)], 1)
     x = _rows(mu, torch.full((n, d), -4.0))
     out = aggregate_posterior(_Fixed(d), x, n_samples=5, generator=torch.Generator().manual_seed(1))
     assert out["mutual_info"] == pytest.approx(math.log(n), abs=1e-9)
-    # random posteriors: the two Monte Carlo parts add up to the closed-form average KL
+    # every term is at most log N; the expanded square loses ~1e-16 of terms of size ~1e8 here
+    assert out["mutual_info_max_term"] <= math.log(n) + 1e-7
+    # random posteriors: the two parts are non-negative, and the information at most log N
     g = torch.Generator().manual_seed(2)
     x = _rows(torch.randn(200, 4, generator=g), torch.randn(200, 4, generator=g) - 1)
     out = aggregate_posterior(_Fixed(4), x, n_samples=20, generator=g)
-    assert abs(out["rate_mc"] - out["rate"]) < 4 * out["rate_mc_se"]
     assert 0 < out["mutual_info"] <= out["log_n"] and out["marginal_kl"] > 0
 
 
@@ -74,6 +75,16 @@ def test_aggregate_log_ratio_is_the_mixture_density_over_the_prior():
     expected = torch.logsumexp(comps.log_prob(z.unsqueeze(1)), 1) - math.log(3) - prior.log_prob(z)
     got = aggregate_log_ratio(_Fixed(d), _rows(mu, logvar), z)
     torch.testing.assert_close(torch.from_numpy(got), expected, rtol=1e-12, atol=1e-12)
+    # many narrow components, in chunks of 3 rows (the chunks' seams are crossed)
+    g = torch.Generator().manual_seed(4)
+    mu = 3 * torch.randn(500, 5, generator=g, dtype=torch.float64)
+    logvar = torch.randn(500, 5, generator=g, dtype=torch.float64) - 4
+    z = torch.randn(10, 5, generator=g, dtype=torch.float64)
+    mix = torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(logits=torch.zeros(500, dtype=torch.float64)),
+        torch.distributions.Independent(torch.distributions.Normal(mu, (0.5 * logvar).exp()), 1))
+    torch.testing.assert_close(_mixture_log_density(z, mu, logvar, chunk=3), mix.log_prob(z), rtol=1e-10,
+                               atol=1e-10)
 
 
 def test_aggregate_metrics_reject_bad_input():
