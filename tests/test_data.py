@@ -151,6 +151,66 @@ def test_mnist_checksum_mismatch_and_offline_errors(fake_mnist, tmp_path):
         data.mnist(tmp_path, "valid")
 
 
+def _fashion_fixture(tmp_path):
+    """Four small IDX files in a stand-in for Debian's directory, with their content checksums."""
+    src = tmp_path / "datasets"
+    src.mkdir()
+    rng = np.random.default_rng(1)
+    sums = {}
+    for prefix, n in (("train", 6), ("t10k", 4)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
+        for kind, arr in (("images-idx3-ubyte.gz", images), ("labels-idx1-ubyte.gz", labels)):
+            _write_idx(src / f"{prefix}-{kind}", arr, 0x08)
+            sums[f"{prefix}-{kind}"] = hashlib.md5(gzip.open(src / f"{prefix}-{kind}").read()).hexdigest()
+    return src, sums
+
+
+def test_fashion_mnist_reads_the_system_copy_and_checks_its_content(tmp_path):
+    src, sums = _fashion_fixture(tmp_path)
+    nowhere = (tmp_path / "nowhere").as_uri()
+    d = data.fashion_mnist(tmp_path / "cache", "test", binarize=True, system_dir=src, base_url=nowhere,
+                           checksums=sums)
+    images = data.read_idx(src / "t10k-images-idx3-ubyte.gz")
+    assert d.x.shape == (4, 784) and d.shape == (1, 28, 28) and d.binarize
+    assert torch.allclose(d.x, torch.as_tensor(images.reshape(4, -1) / 255.0, dtype=torch.float32))
+    assert not (tmp_path / "cache").exists()  # nothing downloaded, nothing cached
+    # recompressed with another gzip level: other .gz bytes, the same content, still accepted
+    raw = gzip.open(src / "t10k-labels-idx1-ubyte.gz").read()
+    (src / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(raw, compresslevel=1))
+    assert data.fashion_mnist(tmp_path, "test", system_dir=src, base_url=nowhere, checksums=sums).y.shape == (4,)
+    wrong = dict(sums, **{"t10k-images-idx3-ubyte.gz": "0" * 32})
+    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte.gz is not the Fashion-MNIST file"):
+        data.fashion_mnist(tmp_path, "test", system_dir=src, base_url=nowhere, checksums=wrong)
+    with pytest.raises(ValueError, match="split"):
+        data.fashion_mnist(tmp_path, "valid", system_dir=src)
+
+
+def test_fashion_mnist_downloads_without_the_package_and_says_so_offline(tmp_path):
+    server, sums = _fashion_fixture(tmp_path)
+    absent = tmp_path / "no-package"
+    d = data.fashion_mnist(tmp_path / "cache", "train", system_dir=absent, base_url=server.as_uri(),
+                           checksums=sums)
+    assert d.x.shape == (6, 784)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["train-images-idx3-ubyte.gz",
+                                                                       "train-labels-idx1-ubyte.gz"]
+    with pytest.raises(RuntimeError, match=r"Fashion-MNIST needs internet access.*dataset-fashion-mnist.*"
+                                           r"load_digits\('test', binarize=False\)"):
+        data.fashion_mnist(tmp_path / "c2", "test", system_dir=absent, base_url=(tmp_path / "nowhere").as_uri(),
+                           checksums=sums)
+
+
+@pytest.mark.skipif(not data.FASHION_MNIST_DIR.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_fashion_mnist_from_the_debian_package():
+    train, test = data.fashion_mnist(split="train"), data.fashion_mnist(split="test")
+    assert (len(train), len(test)) == (60_000, 10_000) and train.shape == (1, 28, 28)
+    # the published data set: balanced classes, and its first training labels
+    assert np.bincount(train.y.numpy()).tolist() == [6000] * 10
+    assert np.bincount(test.y.numpy()).tolist() == [1000] * 10
+    assert train.y[:10].tolist() == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
+    assert float(train.x.min()) == 0.0 and float(train.x.max()) == 1.0
+
+
 def test_imagedata_validates_shapes():
     with pytest.raises(ValueError):
         data.ImageData(torch.zeros(3, 64), torch.zeros(4), (1, 8, 8))

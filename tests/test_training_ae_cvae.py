@@ -70,8 +70,23 @@ def test_load_for_budget_falls_back_to_the_digits_offline(monkeypatch, tmp_path)
         raise RuntimeError("no internet")
 
     monkeypatch.setattr(data, "mnist", offline)
+    monkeypatch.setattr(data, "fashion_mnist", offline)
     test, name = data.load_for_budget("test", root=tmp_path)
     assert name == "digits" and len(test) == len(data.load_digits("test"))
+
+
+def test_load_for_budget_takes_fashion_mnist_when_mnist_is_offline(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("VAEBOOK_BUDGET", "full")
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("no internet")
+
+    fake = data.load_digits("test")
+    monkeypatch.setattr(data, "mnist", offline)
+    monkeypatch.setattr(data, "fashion_mnist", lambda root, split, binarize=False: fake)
+    got, name = data.load_for_budget("test", root=tmp_path)
+    assert name == "Fashion-MNIST" and got is fake
+    assert "MNIST is not available, trying Fashion-MNIST: no internet" in capsys.readouterr().out
 
 
 def test_load_for_budget_prefers_mnist_at_full(monkeypatch, tmp_path):

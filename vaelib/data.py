@@ -34,6 +34,7 @@ __all__ = [
     "blobs",
     "read_idx",
     "mnist",
+    "fashion_mnist",
     "load_for_budget",
 ]
 
@@ -303,8 +304,19 @@ def _md5(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fetch(url: str, dest: Path, md5: str, timeout: float, offline_hint: str = "") -> None:
-    if dest.exists() and _md5(dest) == md5:
+def _content_md5(path: Path) -> str:
+    """MD5 of a gzipped file's *content*: the same whoever compressed it (Debian's package
+    recompresses Fashion-MNIST, so its .gz bytes differ from the original server's)."""
+    h = hashlib.md5()
+    with gzip.open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fetch(url: str, dest: Path, md5: str, timeout: float, offline_hint: str = "", digest=_md5,
+           what: str = "MNIST") -> None:
+    if dest.exists() and digest(dest) == md5:
         return
     tmp = dest.with_suffix(dest.suffix + ".part")
     try:
@@ -314,10 +326,10 @@ def _fetch(url: str, dest: Path, md5: str, timeout: float, offline_hint: str = "
     except (urllib.error.URLError, TimeoutError, OSError) as err:
         tmp.unlink(missing_ok=True)
         raise RuntimeError(
-            f"could not download {url} ({err}). MNIST needs internet access; offline, use the "
+            f"could not download {url} ({err}). {what} needs internet access; offline, use the "
             f"embedded digits instead{offline_hint}"
         ) from err
-    got = _md5(tmp)
+    got = digest(tmp)
     if got != md5:
         tmp.unlink(missing_ok=True)
         raise RuntimeError(f"checksum mismatch for {url}: expected md5 {md5}, got {got}")
@@ -351,26 +363,92 @@ def mnist(
         _fetch(base_url.rstrip("/") + "/" + name, root / name, checksums[name], timeout,
                offline_hint=f": vaelib.data.load_digits({split!r}, binarize={binarize})")
         arrays.append(read_idx(root / name))
-    images, labels = arrays
+    return _idx_images(*arrays, binarize, "MNIST")
+
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+# MD5 of each file's decompressed IDX content (see _content_md5), measured on Debian's package
+FASHION_MNIST_FILES = {
+    "train-images-idx3-ubyte.gz": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte.gz": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte.gz": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte.gz": "15d484375f8d13e6eb1aabb0c3f46965",
+}
+
+
+def _idx_images(images: np.ndarray, labels: np.ndarray, binarize: bool, what: str) -> ImageData:
     if images.ndim != 3 or labels.shape[0] != images.shape[0]:
-        raise ValueError(f"MNIST files disagree: images {images.shape}, labels {labels.shape}")
+        raise ValueError(f"{what} files disagree: images {images.shape}, labels {labels.shape}")
     x = torch.as_tensor(images.reshape(images.shape[0], -1).astype(np.float32) / 255.0)
     h, w = images.shape[1:]
     return ImageData(x, torch.as_tensor(labels.astype(np.int64)), (1, h, w), binarize)
 
 
-def load_for_budget(split: str, binarize: bool = False, root="data/mnist") -> tuple[ImageData, str]:
-    """The digits the training chapters use: MNIST at the ``full`` budget when it can be
-    downloaded (into ``root``), else scikit-learn's 8x8 digits (:func:`load_digits`).
+def fashion_mnist(
+    root="data/fashion-mnist",
+    split: str = "train",
+    binarize: bool = False,
+    system_dir=FASHION_MNIST_DIR,
+    base_url: str = FASHION_MNIST_URL,
+    checksums: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> ImageData:
+    """Fashion-MNIST (Xiao et al. 2017; 60,000 train / 10,000 test 28x28 images of clothing in
+    10 classes), values in [0, 1].
 
-    Returns ``(data, name)`` with ``name`` ``"MNIST"`` or ``"digits"``, so a chapter can say
-    which one produced its numbers.
+    Read from ``system_dir`` where Debian's package ``dataset-fashion-mnist`` put the files
+    (``apt-get install dataset-fashion-mnist``: no download); otherwise downloaded once into
+    ``root`` from ``base_url``. Either way every file's decompressed content is checked against
+    its MD5 (``checksums``, default :data:`FASHION_MNIST_FILES`); a mismatch raises ``ValueError``
+    naming the file. Offline and without the package this raises ``RuntimeError`` naming
+    :func:`load_digits`.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
+    checksums = FASHION_MNIST_FILES if checksums is None else checksums
+    prefix = "train" if split == "train" else "t10k"
+    arrays = []
+    for kind in ("images-idx3-ubyte.gz", "labels-idx1-ubyte.gz"):
+        name = f"{prefix}-{kind}"
+        if name not in checksums:
+            raise ValueError(f"no checksum given for {name}")
+        path = Path(system_dir) / name if system_dir is not None else None
+        if path is not None and path.is_file():
+            got = _content_md5(path)
+            if got != checksums[name]:
+                raise ValueError(f"{path} is not the Fashion-MNIST file it should be: the MD5 of its content is "
+                                 f"{got}, expected {checksums[name]}")
+        else:
+            path = Path(root) / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _fetch(base_url.rstrip("/") + "/" + name, path, checksums[name], timeout,
+                   offline_hint=f" (or install Debian's dataset-fashion-mnist): "
+                                f"vaelib.data.load_digits({split!r}, binarize={binarize})",
+                   digest=_content_md5, what="Fashion-MNIST")
+        arrays.append(read_idx(path))
+    return _idx_images(*arrays, binarize, "Fashion-MNIST")
+
+
+def load_for_budget(split: str, binarize: bool = False, root="data/mnist",
+                    fashion_root="data/fashion-mnist") -> tuple[ImageData, str]:
+    """The images the training chapters use. At the ``full`` budget: MNIST when it can be
+    downloaded (into ``root``), else Fashion-MNIST (Debian's package, or a download into
+    ``fashion_root``), else scikit-learn's 8x8 digits; at the other budgets the digits
+    (:func:`load_digits`).
+
+    Returns ``(data, name)`` with ``name`` ``"MNIST"``, ``"Fashion-MNIST"`` or ``"digits"``, so a
+    chapter can say which one produced its numbers; each fallback is printed with its reason.
     """
     from . import config
 
     if config.budget() == "full":
         try:
             return mnist(root, split, binarize=binarize), "MNIST"
-        except RuntimeError as err:  # offline: say so and fall back to the digits
-            print("MNIST is not available, using the 8x8 digits instead:", err)
+        except RuntimeError as err:  # offline: say so and fall back
+            print("MNIST is not available, trying Fashion-MNIST:", err)
+        try:
+            return fashion_mnist(fashion_root, split, binarize=binarize), "Fashion-MNIST"
+        except RuntimeError as err:
+            print("Fashion-MNIST is not available, using the 8x8 digits instead:", err)
     return load_digits(split, binarize=binarize), "digits"
