@@ -6,15 +6,35 @@ TORCH_SPEC ?= torch==2.13.0
 # --all: the budget is not a Sphinx input, so every page is rebuilt (and every chapter re-executed)
 BUILD_FLAGS = -W -n --keep-going --all
 
-.PHONY: setup settings lab book test lint unit fashion-mnist notebooks build-smoke book-checks browser-check colab-check colab-env mathjax chromium serve strip clean bench
+.PHONY: setup settings lab book test lint unit fashion-mnist lock drift notebooks build-smoke book-checks browser-check colab-check colab-env mathjax chromium serve strip clean bench
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+# The ranges of requirements.txt are for readers (Colab brings its own versions); the book and CI
+# install the exact versions of constraints.txt, a lock that `make lock` generates with pip-compile,
+# so a build next year gets today's libraries. torch is left out of the lock: TORCH_SPEC installs it.
+$(VENV)/.installed: requirements.txt pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -r requirements.txt -e .
+	$(PY) -m pip install -q -r requirements.txt -c constraints.txt -e .
 	touch $@
+
+## make lock: regenerate constraints.txt from requirements.txt, pyproject.toml and constraints.in
+lock: setup
+	$(PY) -m pip install -q pip-tools
+	$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
+	  --unsafe-package torch --output-file constraints.txt requirements.txt pyproject.toml constraints.in
+
+## make drift: the notebooks and unit tests against the newest versions requirements.txt allows (not the
+## lock), in .venv-drift, torch kept at TORCH_SPEC; a failure here is a library change readers will meet
+DRIFT = .venv-drift
+drift:
+	test -x $(DRIFT)/bin/python || python3 -m venv $(DRIFT)
+	$(DRIFT)/bin/python -m pip install -q "$(TORCH_SPEC)"
+	$(DRIFT)/bin/python -m pip install -q --upgrade -r requirements.txt -e .
+	$(DRIFT)/bin/python -m pip list --format=freeze > _build/drift-versions.txt 2>/dev/null || true
+	$(DRIFT)/bin/pytest -q -n 2 tests
+	VAEBOOK_BUDGET=smoke $(DRIFT)/bin/pytest -q --nbval-lax -n 2 --dist loadfile notebooks
 
 # The chapters' kernels read this IPython profile: log level ERROR drops the warning every kernel prints
 # at start-up about local TCP without encryption (tools/book_quiet.py drops myst's config dumps).

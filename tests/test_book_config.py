@@ -54,3 +54,28 @@ def test_chapters_read_files_only_through_vaelib():
         src = "".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code")
         for bad in ("open(", "read_csv(", "np.load(", "../"):
             assert bad not in src, f"{nb.name} reads a file directly ({bad}); go through vaelib"
+
+
+def test_the_lock_pins_every_requirement_inside_its_range():
+    """constraints.txt (``make lock``) pins each package requirements.txt and pyproject.toml name,
+    torch excepted (TORCH_SPEC installs it), to a version their ranges allow: a lock that has
+    drifted from the ranges, or lost a package, fails here."""
+    import tomllib
+    from packaging.requirements import Requirement
+
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith(("#", " ", "-")):
+            name, version = line.split("==")
+            pins[name.lower().replace("_", "-")] = version
+    wanted = [line for line in (ROOT / "requirements.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    wanted += tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for spec in wanted:
+        req = Requirement(spec)
+        name = req.name.lower().replace("_", "-")
+        if name == "torch":
+            assert name not in pins, "torch must stay out of the lock"
+            continue
+        assert name in pins, f"{name} is required but not pinned in constraints.txt: run make lock"
+        assert req.specifier.contains(pins[name], prereleases=True), (spec, pins[name])
