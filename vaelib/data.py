@@ -336,6 +336,18 @@ def _fetch(url: str, dest: Path, md5: str, timeout: float, offline_hint: str = "
     os.replace(tmp, dest)
 
 
+def _idx_file_names(split: str, checksums: dict[str, str]) -> list[str]:
+    """The images and labels files of ``split`` in the MNIST layout, each with a checksum."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
+    prefix = "train" if split == "train" else "t10k"
+    names = [f"{prefix}-{kind}" for kind in ("images-idx3-ubyte.gz", "labels-idx1-ubyte.gz")]
+    for name in names:
+        if name not in checksums:
+            raise ValueError(f"no checksum given for {name}")
+    return names
+
+
 def mnist(
     root,
     split: str = "train",
@@ -349,17 +361,12 @@ def mnist(
     Files are downloaded once into ``root``, verified against their MD5 checksums and
     cached. Without internet this raises ``RuntimeError`` naming :func:`load_digits`.
     """
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
     checksums = MNIST_FILES if checksums is None else checksums
+    names = _idx_file_names(split, checksums)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    prefix = "train" if split == "train" else "t10k"
     arrays = []
-    for kind in ("images-idx3-ubyte.gz", "labels-idx1-ubyte.gz"):
-        name = f"{prefix}-{kind}"
-        if name not in checksums:
-            raise ValueError(f"no checksum given for {name}")
+    for name in names:
         _fetch(base_url.rstrip("/") + "/" + name, root / name, checksums[name], timeout,
                offline_hint=f": vaelib.data.load_digits({split!r}, binarize={binarize})")
         arrays.append(read_idx(root / name))
@@ -404,15 +411,9 @@ def fashion_mnist(
     naming the file. Offline and without the package this raises ``RuntimeError`` naming
     :func:`load_digits`.
     """
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
     checksums = FASHION_MNIST_FILES if checksums is None else checksums
-    prefix = "train" if split == "train" else "t10k"
     arrays = []
-    for kind in ("images-idx3-ubyte.gz", "labels-idx1-ubyte.gz"):
-        name = f"{prefix}-{kind}"
-        if name not in checksums:
-            raise ValueError(f"no checksum given for {name}")
+    for name in _idx_file_names(split, checksums):
         path = Path(system_dir) / name if system_dir is not None else None
         if path is not None and path.is_file():
             got = _content_md5(path)
