@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 # --all: the budget is not a Sphinx input, so every page is rebuilt (and every chapter re-executed)
 BUILD_FLAGS = -W -n --keep-going --all
 
-.PHONY: setup settings lab book test lint unit fashion-mnist lock drift notebooks build-smoke book-checks browser-check colab-check colab-env mathjax chromium serve strip clean bench
+.PHONY: setup settings lab book test lint unit fashion-mnist lock drift notebooks build-smoke book-checks browser-check colab-check colab-env mathjax pyodide chromium serve strip clean bench
 
 setup: $(VENV)/.installed
 
@@ -45,7 +45,7 @@ $(KERNEL_PROFILE):
 	echo 'c.IPKernelApp.log_level = "ERROR"  # written by the Makefile: a quiet build log' > $@
 
 ## make book: execute every chapter at the default budget and write _build/html
-book: setup mathjax settings $(KERNEL_PROFILE)
+book: setup mathjax pyodide settings $(KERNEL_PROFILE)
 	$(JB) build . $(BUILD_FLAGS)
 	@echo
 	@echo "Book written to $(CURDIR)/_build/html"
@@ -93,7 +93,7 @@ fashion-mnist:
 notebooks: setup
 	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(VENV)/bin/pytest -q --nbval-lax -n 2 --dist loadfile notebooks
 
-build-smoke: setup mathjax $(KERNEL_PROFILE)
+build-smoke: setup mathjax pyodide $(KERNEL_PROFILE)
 	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(MAKE) --no-print-directory settings
 	rm -rf _build/.jupyter_cache _build/html
 	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(JB) build . $(BUILD_FLAGS)
@@ -105,7 +105,8 @@ book-checks:
 ## browser-check: every page of _build/html (or BOOK_HTML) in headless Chromium, and the math fixture book;
 ## screenshots in _build/screenshots
 browser-check: setup mathjax chromium
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests_book/test_html.py tests_book/test_math_fixture.py
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests_book/test_html.py tests_book/test_math_fixture.py \
+	  tests_book/test_explorer.py tests_book/test_lite.py
 
 ## colab-check: every chapter in a separate environment with only Colab's packages + vaelib (_build/venv-colab)
 COLAB = cd "$${TMPDIR:-/tmp}" && VAEBOOK_THREADS=$${VAEBOOK_THREADS:-1} TORCH_SPEC='$(TORCH_SPEC)' VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} python3 $(CURDIR)/tests_book/colab_like.py
@@ -122,6 +123,15 @@ $(MATHJAX_JS):
 	npm install --silent --no-audit --no-fund --prefix _build/mathjax-npm mathjax@3
 	rm -rf _build/mathjax-site && mkdir -p _build/mathjax-site
 	cp -r _build/mathjax-npm/node_modules/mathjax/es5 _build/mathjax-site/mathjax
+	test -s $@
+
+# Pyodide for the derivation chapters' in-browser runs (tools/book_lite.py), served with the book: the
+# core from npm, the wheels the kernel and SymPy need from PyPI, its lock's hashes set to those wheels'.
+LITE_MJS := _build/lite-dir/static/pyodide/pyodide.mjs
+pyodide: $(LITE_MJS)
+$(LITE_MJS): tools/lite_pyodide.py constraints.txt | setup
+	command -v npm >/dev/null || { apt-get update -q && apt-get install -y -q npm; }
+	$(PY) tools/lite_pyodide.py _build/lite-dir
 	test -s $@
 
 # Debian's headless-capable Chromium for browser-check (skipped when one is on PATH).

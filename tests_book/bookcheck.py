@@ -13,7 +13,8 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-SKIP_DIRS = {"_static", "_sources", "_images", "_sphinx_design_static", "mathjax", "_downloads"}
+# lite: the JupyterLite app of the in-browser chapters (tests_book/test_lite.py checks it)
+SKIP_DIRS = {"_static", "_sources", "_images", "_sphinx_design_static", "mathjax", "_downloads", "lite"}
 REDIRECT = re.compile(r'<meta[^>]+http-equiv="refresh"[^>]+content="\d+;\s*url=([^"]+)"', re.I)
 
 # Runs in the page after its load event; returns a JSON-able report.

@@ -31,7 +31,8 @@ class CDPError(RuntimeError):
 class Browser:
     """One headless Chromium with one page (tab); ``page.*`` commands go to that tab."""
 
-    def __init__(self, executable: str | None = None, width: int = 1280, height: int = 1600):
+    def __init__(self, executable: str | None = None, width: int = 1280, height: int = 1600,
+                 extra_args: tuple[str, ...] = ()):
         exe = executable or find_chromium()
         if not exe:
             raise FileNotFoundError("no chromium on PATH (`make chromium` installs Debian's package)")
@@ -43,7 +44,7 @@ class Browser:
             exe, "--headless", "--remote-debugging-pipe", "--no-sandbox", "--disable-gpu",
             "--disable-dev-shm-usage", "--no-first-run", "--no-default-browser-check", "--hide-scrollbars",
             "--disable-extensions", "--mute-audio", "--disable-background-networking",
-            f"--user-data-dir={self._profile}", f"--window-size={width},{height}", "about:blank",
+            f"--user-data-dir={self._profile}", f"--window-size={width},{height}", *extra_args, "about:blank",
         ]
         # A Python trampoline puts the pipe ends on descriptors 3 (commands in) and 4 (replies out),
         # then becomes Chromium (dash cannot redirect descriptors above 9; preexec_fn is not thread-safe).
