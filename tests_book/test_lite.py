@@ -13,13 +13,17 @@ iframes and the kernel's web worker alike; every request the page makes is also 
   Pyodide kernel in the iframe, run every cell of the in-browser notebook, and compare each cell's
   printed output with the same cell's output in the book's own (CPython) execution of the chapter
   (``_build/jupyter_execute``): equal text, no error. The time from the press to the first
-  output, and the size of the site's ``lite/`` folder, go to ``_build/screenshots/lite.json``.
+  output, the bytes the server sent for the press (browser cache cleared) and the size of the
+  site's ``lite/`` folder go to ``_build/screenshots/lite.json``.
 """
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -50,10 +54,29 @@ STATE_JS = r"""
 """
 
 
+SERVED = {"bytes": 0}  # what the local server has sent, for the size of a first press
+
+
+class _CountingHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def copyfile(self, source, outputfile):
+        before = source.tell()
+        super().copyfile(source, outputfile)
+        SERVED["bytes"] += source.tell() - before
+
+
 @pytest.fixture(scope="module")
 def base_url():
-    with bookcheck.serve(HTML) as url:
-        yield url
+    handler = functools.partial(_CountingHandler, directory=str(HTML))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +132,8 @@ def test_chapter_runs_in_the_page(offline_browser, base_url, page):
     b = offline_browser
     b._events.clear()
     b.goto(base_url + page)
+    b.page("Network.clearBrowserCache")  # every chapter's press as a first visit
+    SERVED["bytes"] = 0
     pressed = time.monotonic()
     b.evaluate("document.querySelector('.book-lite-button').click()")
     state, started = {"ready": False}, None
@@ -155,7 +180,8 @@ def test_chapter_runs_in_the_page(offline_browser, base_url, page):
     site = sum(p.stat().st_size for p in (HTML / "lite").rglob("*") if p.is_file())
     RESULTS[page] = {"cells": len(cells), "asserting_cells": checks, "kernel_ready_s": round(started - pressed, 1),
                      "first_output_s": round((first_output or done) - pressed, 1), "all_cells_s": round(done - pressed, 1),
-                     "lite_site_mb": round(site / 1e6, 1)}
+                     "lite_site_mb": round(site / 1e6, 1),
+                     "first_press_mb": round(SERVED["bytes"] / 1e6, 1)}
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps(RESULTS, indent=1) + "\n")
     print(page, RESULTS[page])
