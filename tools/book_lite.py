@@ -166,7 +166,8 @@ BUTTON_HTML = """<div class="book-lite" data-lite-src="{src}">
 <p class="book-lite-lead"><button type="button" class="btn btn-sm btn-outline-primary book-lite-button">\
 Run this chapter's SymPy checks in your browser</button>
 <span class="book-lite-note">{kept} of the chapter's code cells, in JupyterLite with Python (Pyodide) and SymPy,
-served by this site: nothing to install, nothing fetched from elsewhere; up to about {mb} MB on the first press.</span></p>
+served by this site: nothing to install, nothing fetched from elsewhere. The first press loads the JupyterLite
+app and Python with its packages ({mb} MB of it).</span></p>
 </div>
 <script>
 document.querySelectorAll('.book-lite').forEach(function (box) {{
@@ -189,11 +190,10 @@ document.querySelectorAll('.book-lite').forEach(function (box) {{
 def _configure(app, config) -> None:
     srcdir = Path(app.srcdir)
     lite = srcdir / config.book_lite_dir
-    ready = (lite / "static" / "pyodide" / "pyodide.mjs").is_file()
-    app.book_lite = {"ready": ready, "summary": {}}
+    app.book_lite = {"summary": {}}
     if not config.book_lite_chapters:
         return
-    if not ready:
+    if not (lite / "static" / "pyodide" / "pyodide.mjs").is_file():
         logger.info("book_lite: no local Pyodide in %s (run `make pyodide`); chapters get no in-browser button", lite)
         return
     out = srcdir / NOTEBOOKS_DIR
@@ -214,8 +214,8 @@ def _add_button(app, doctree) -> None:
     name = Path(app.env.docname).name + ".ipynb"
     prefix = os.path.relpath(Path(app.srcdir) / "lite", (Path(app.srcdir) / app.env.docname).parent)
     src = f"{Path(prefix).as_posix()}/notebooks/index.html?path={name}"
-    # a pessimistic size: the whole Pyodide folder, though the kernel loads only what it imports
-    html = BUTTON_HTML.format(src=src, kept=info["kept"], mb=round(app.book_lite["mb"] + 20))
+    # Pyodide's folder as make pyodide wrote it (core and wheels); the app comes on top
+    html = BUTTON_HTML.format(src=src, kept=info["kept"], mb=round(app.book_lite["mb"]))
     section = next(iter(doctree.findall(nodes.section)), None)
     if section is None:
         raise ValueError(f"{app.env.docname}: no section to put the in-browser button under")

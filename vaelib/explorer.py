@@ -21,6 +21,8 @@ import math
 
 import numpy as np
 import torch
+from matplotlib import colormaps
+from matplotlib.colors import to_hex
 from torch import nn
 
 __all__ = ["export_decoder", "widget_html", "decode_base64"]
@@ -33,9 +35,8 @@ _ACTIVATIONS = {
     nn.Sigmoid: lambda m: {"type": "sigmoid"},
     nn.Identity: lambda m: {"type": "identity"},
 }
-# matplotlib's tab10, the colours of vaelib.plots.latent_scatter
-_TAB10 = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-          "#bcbd22", "#17becf"]
+# the colours of vaelib.plots.latent_scatter (matplotlib's tab10), so the widget matches the figure
+_TAB10 = [to_hex(c) for c in colormaps["tab10"].colors]
 
 
 def _b64(array) -> str:
