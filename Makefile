@@ -78,7 +78,7 @@ test: setup lint unit
 lint: setup
 	$(VENV)/bin/ruff check vaelib tests tests_book tools bench notebooks
 	$(VENV)/bin/ruff format --check notebooks
-	$(PY) tools/strip_notebooks.py --check
+	$(NBSTRIPOUT) --verify notebooks/*.ipynb || { echo "Notebooks must be committed stripped: run 'make strip'"; exit 1; }
 
 unit: setup fashion-mnist
 	$(VENV)/bin/pytest -q -n 2 tests
@@ -139,8 +139,13 @@ chromium:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
 	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
-strip:
-	$(PY) tools/strip_notebooks.py
+# The chapters are committed without outputs: nbstripout strips outputs, execution counts, the cells'
+# `execution` and the notebook's `widgets` metadata (both among its defaults, named here for clarity),
+# and writes nothing to a notebook that is already clean. --keep-id keeps the committed cell ids
+# (nbstripout renumbers them 0, 1, ... otherwise). The same arguments as .pre-commit-config.yaml.
+NBSTRIPOUT = $(VENV)/bin/nbstripout --keep-id --extra-keys "metadata.widgets cell.metadata.execution"
+strip: setup
+	$(NBSTRIPOUT) notebooks/*.ipynb
 
 bench: setup
 	$(PY) bench/train_throughput.py

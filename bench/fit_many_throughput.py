@@ -1,4 +1,4 @@
-"""Throughput of vaelib.train.fit_many (K models as one batched computation) against K fit calls.
+"""Throughput of vaelib.batched.fit_many (K models as one batched computation) against K fit calls.
 
 For each of the book's MLP VAEs (digits 8x8; dSprites 32x32) it trains the same K = 12 models,
 from the same initialisations and seeds, once one after another with ``fit`` and once together
@@ -21,7 +21,8 @@ from vaelib import config
 from vaelib.data import dsprites, load_digits
 from vaelib.models import VAE
 from vaelib.objectives import BetaELBO
-from vaelib.train import fit, fit_many
+from vaelib.batched import fit_many
+from vaelib.train import fit
 
 # name -> (data, latent, hidden, batch): the chapters' models (06-08 on digits, 09 on dSprites 32x32)
 CASES = {
@@ -37,6 +38,7 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--epochs", type=int, default=2)
     args = p.parse_args()
+    config.apply_threads()  # VAEBOOK_THREADS, else this process's share of the cores
     dev = config.device()
     print(config.describe(), f" load average {os.getloadavg()[0]:.2f}")
     seeds = list(range(args.k))
@@ -73,7 +75,7 @@ def main():
         print(f"\n{name}: K = {args.k}, batch {batch}, {args.epochs} epoch(s) x {args.repeats} repeats")
         for how, v in med.items():
             print(f"  {how:26s}: {v:10.0f} samples/s (median)")
-        print(f"  ratio batched / one after another: {bat / seq:.2f}")
+        print(f"  ratio fit_many / fit (batched / one after another): {bat / seq:.2f}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ load affects both alike; the median samples/second of each is reported with thei
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -48,6 +49,7 @@ def main():
     p.add_argument("--n", type=int, default=20000)
     p.add_argument("--batch-size", type=int, default=128)
     args = p.parse_args()
+    config.apply_threads()  # VAEBOOK_THREADS, else this process's share of the cores
     dev = config.device()
     data = dsprites(args.n, resolution=32, seed=0).to(dev)
     n_used = (args.n // args.batch_size) * args.batch_size * args.epochs
@@ -74,7 +76,7 @@ def main():
             if r:
                 rates[name].append(n_used / (time.perf_counter() - t0))
     fit_rate, bare_rate = statistics.median(rates["fit"]), statistics.median(rates["bare"])
-    print(config.describe())
+    print(config.describe(), f" load average {os.getloadavg()[0]:.2f}")
     print(f"data: {args.n} dSprites 32x32, MLP VAE (hidden 256, latent 10), batch {args.batch_size}, "
           f"{args.epochs} epochs x {args.repeats} repeats")
     print(f"vaelib.train.fit : {fit_rate:10.0f} samples/s (median)")

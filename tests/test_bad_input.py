@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaelib import metrics
+from vaelib import disentangle, estimates
 from vaelib.data import load_digits
 from vaelib.models import AE, VAE
 from vaelib.objectives import BetaELBO, CapacityELBO, ConstrainedELBO, gaussian_kl
@@ -132,8 +132,8 @@ def test_checkpoints_keep_numpy_metadata_and_name_a_bad_file(tmp_path):
 
 def test_posterior_metrics_refuse_models_without_a_posterior_and_nan_input():
     ae = AE(DIGITS.shape, 2, hidden=8)
-    for fn in (lambda m, x: metrics.active_units(m, x), metrics.kl_per_dimension,
-               lambda m, x: metrics.iwae_log_likelihood(m, x, 5)):
+    for fn in (lambda m, x: estimates.active_units(m, x), estimates.kl_per_dimension,
+               lambda m, x: estimates.iwae_log_likelihood(m, x, 5)):
         with pytest.raises(TypeError, match="needs a model with a Gaussian posterior"):
             fn(ae, DIGITS.x)
         with pytest.raises(ValueError, match="x contains NaN"):
@@ -142,20 +142,20 @@ def test_posterior_metrics_refuse_models_without_a_posterior_and_nan_input():
 
 def test_iwae_refuses_a_k_that_would_run_for_hours():
     with pytest.raises(ValueError, match="IWAE_MAX_ROWS"):
-        metrics.iwae_log_likelihood(_vae(), DIGITS.x[:1], 10**12)  # ran for hours
+        estimates.iwae_log_likelihood(_vae(), DIGITS.x[:1], 10**12)  # ran for hours
 
 
 def test_metrics_refuse_float_factor_labels():
     with pytest.raises(TypeError, match="integer labels"):
-        metrics.mutual_information_gap(np.random.default_rng(0).normal(size=(50, 2)), np.full((50, 2), 2.7))
+        disentangle.mutual_information_gap(np.random.default_rng(0).normal(size=(50, 2)), np.full((50, 2), 2.7))
 
 
 def test_empty_input_is_named_not_a_torch_reduction_error():
     from vaelib.objectives import elbo
 
     empty = torch.zeros(0, 64)
-    for fn in (lambda: elbo(_vae(), empty), lambda: metrics.kl_per_dimension(_vae(), empty),
-               lambda: metrics.iwae_log_likelihood(_vae(), empty, 3)):
+    for fn in (lambda: elbo(_vae(), empty), lambda: estimates.kl_per_dimension(_vae(), empty),
+               lambda: estimates.iwae_log_likelihood(_vae(), empty, 3)):
         with pytest.raises(ValueError, match="x is empty"):
             fn()  # ended in torch's "min(): Expected reduction dim"
 
@@ -166,5 +166,5 @@ def test_factor_labels_and_sizes_given_as_floats_are_refused():
     with pytest.raises(TypeError, match="factors must be integer labels"):
         render_dsprites(np.array([[0.5, 1, 2, 3, 4.7]]), 16)  # 4.7 was drawn as 4
     with pytest.raises(TypeError, match="factor_sizes must be ints"):
-        metrics.beta_vae_score(lambda x: x, lambda f: f, [3, 6, 40, 32, 32.5], seed=0, n_train=1, n_test=1,
+        disentangle.beta_vae_score(lambda x: x, lambda f: f, [3, 6, 40, 32, 32.5], seed=0, n_train=1, n_test=1,
                                pairs_per_point=1)

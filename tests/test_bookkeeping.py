@@ -16,7 +16,7 @@ from torch.distributions import Normal
 from vaelib import config
 from vaelib.data import load_digits
 from vaelib.models import AE, CVAE, VAE
-from vaelib.objectives import BetaELBO, Reconstruction, elbo, per_example_terms
+from vaelib.objectives import BetaELBO, FreeBitsELBO, Reconstruction, elbo
 from vaelib.train import evaluate, fit
 
 
@@ -136,7 +136,7 @@ def test_the_class_mean_cvae_kl_is_to_its_class_prior():
     mu_y = model.class_means.weight[y]
     by_hand = 0.5 * ((mu - mu_y) ** 2 + logvar.exp() - logvar - 1).sum(1)
     torch.testing.assert_close(elbo(model, x, y).kl, by_hand, rtol=1e-12, atol=1e-12)  # float64 round-off
-    torch.testing.assert_close(per_example_terms(model, x, y)[1], by_hand, rtol=1e-12, atol=1e-12)  # training's path
+    torch.testing.assert_close(model.terms(x, y)[1], by_hand, rtol=1e-12, atol=1e-12)  # training's path
 
 
 def test_the_autoencoders_input_noise_is_off_in_eval_mode():
@@ -149,3 +149,30 @@ def test_the_autoencoders_input_noise_is_off_in_eval_mode():
     torch.testing.assert_close(model(x).px.mean, clean, rtol=0, atol=0)
     model.train()
     assert not torch.allclose(model(x).px.mean, clean)  # and on in training, where it belongs
+
+
+@pytest.mark.parametrize("posterior", ["diagonal", "isotropic"])
+def test_the_vaes_own_kl_is_to_the_standard_normal_from_its_encoder(posterior):
+    # bugs: a model's KL summed over the wrong axis, taken from the wrong encoder output, or its
+    # per-dimension terms not adding up to it (free bits reads them one by one)
+    torch.manual_seed(0)
+    model = VAE((1, 8, 8), 3, hidden=16, posterior=posterior).double()
+    x = torch.rand(5, 64, dtype=torch.float64).round()
+    mu, logvar = model.encode(x)
+    by_hand = 0.5 * (mu**2 + logvar.exp() - logvar - 1)  # (kl-standard), one term per dimension
+    px, kl = model.terms(x)
+    torch.testing.assert_close(kl, by_hand.sum(1), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(model.terms(x, per_dim=True)[1], by_hand, rtol=1e-12, atol=1e-12)
+    eps = torch.randn(5, 3, dtype=torch.float64)
+    torch.testing.assert_close(model.terms(x, eps=eps)[0].mean, model.decode(mu + (0.5 * logvar).exp() * eps).mean)
+
+
+def test_a_model_without_a_posterior_is_refused_where_one_is_needed():
+    # an AE has no q(z|x): training it on the ELBO would silently train an autoencoder
+    data = _grey(64)
+    model = _ae(data)
+    assert model.terms(data.x[:4])[1] is None  # no KL term, not a zero one
+    for call in (lambda: fit(model, data, BetaELBO(1.0), epochs=1), lambda: elbo(model, data.x[:4]),
+                 lambda: evaluate(model, data, FreeBitsELBO(0.1)), lambda: BetaELBO(1.0)(model, data.x[:4])):
+        with pytest.raises(TypeError, match="AE has no posterior|AE has none"):
+            call()

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from tests.test_fit_many import _check_contract, _digits
-from vaelib.metrics import _mixture_log_density, aggregate_log_ratio, aggregate_posterior
+from vaelib.estimates import _mixture_log_density, aggregate_log_ratio, aggregate_posterior
 from vaelib.models import VAE
 from vaelib.objectives import BetaELBO, FreeBitsELBO, WarmupELBO, per_example_terms
 from vaelib.train import fit_many

@@ -126,7 +126,7 @@ def test_mnist_downloads_verifies_and_caches(fake_mnist, tmp_path):
     d = data.mnist(root, "train", base_url=src.as_uri(), checksums=sums)
     assert d.x.shape == (7, 784) and d.shape == (1, 28, 28)
     assert torch.allclose(d.x, torch.as_tensor(images.reshape(7, -1) / 255.0, dtype=torch.float32))
-    assert d.y.tolist() == labels.tolist()
+    assert d.y.tolist() == labels.tolist() and d.y.dtype == torch.int64  # uint8 in the file
     # cached: a second call needs no server
     (src / "train-images-idx3-ubyte.gz").unlink()
     assert torch.equal(data.mnist(root, "train", base_url=src.as_uri(), checksums=sums).x, d.x)
@@ -212,10 +212,13 @@ def test_fashion_mnist_from_the_debian_package():
 
 
 def test_imagedata_validates_shapes():
-    with pytest.raises(ValueError):
-        data.ImageData(torch.zeros(3, 64), torch.zeros(4), (1, 8, 8))
-    with pytest.raises(ValueError):
-        data.ImageData(torch.zeros(3, 64), torch.zeros(3), (1, 8, 9))
+    labels = torch.zeros(3, dtype=torch.long)
+    with pytest.raises(ValueError, match="x has 3 rows but y has 4"):
+        data.ImageData(torch.zeros(3, 64), torch.zeros(4, dtype=torch.long), (1, 8, 8))
+    with pytest.raises(ValueError, match=r"image shape \(1, 8, 9\) does not hold D=64"):
+        data.ImageData(torch.zeros(3, 64), labels, (1, 8, 9))
+    with pytest.raises(ValueError, match=r"ImageData.y must be \(N,\) class labels or \(N, K\)"):
+        data.ImageData(torch.zeros(3, 64), torch.zeros(3, 2, 2, dtype=torch.long), (1, 8, 8))
 
 
 def test_blobs_grid_factors_and_strength():
@@ -238,3 +241,146 @@ def test_blobs_grid_factors_and_strength():
     assert 2.5 < move_x / move_y < 3.5
     with pytest.raises(ValueError, match="y_range"):
         blobs(y_range=(5.0, 20.0))
+
+
+# --------------------------------------------------------------------------- boundaries
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64])
+def test_labels_of_any_integer_dtype_are_stored_as_int64(dtype):
+    x = torch.rand(4, 64)
+    for y in (torch.tensor([0, 3, 9, 7], dtype=dtype), torch.tensor([[0, 1], [2, 3], [4, 5], [6, 7]], dtype=dtype)):
+        d = data.ImageData(x, y, (1, 8, 8))
+        assert d.y.dtype == torch.int64 and d.y.tolist() == y.tolist()
+        # every way to a new ImageData keeps int64
+        for derived in (d.to("cpu"), d.subset(2), d.binarized_once(0)):
+            assert derived.y.dtype == torch.int64
+        assert d.batch(torch.arange(2))[1].dtype == torch.int64
+
+
+def test_labels_that_are_not_integers_are_refused():
+    x = torch.rand(3, 64)
+    for y in (torch.tensor([0.0, 1.0, 2.7]), torch.zeros(3, dtype=torch.float16), torch.zeros(3, dtype=torch.bool),
+              torch.zeros(3, dtype=torch.complex64)):
+        with pytest.raises(TypeError, match=f"ImageData.y must hold integer labels .*got dtype {y.dtype}"):
+            data.ImageData(x, y, (1, 8, 8))
+
+
+def test_no_rows_is_refused_where_data_is_made():
+    with pytest.raises(ValueError, match=r"ImageData needs at least one row; got x of shape \(0, 64\)"):
+        data.ImageData(torch.zeros(0, 64), torch.zeros(0, dtype=torch.long), (1, 8, 8))
+    d = data.load_digits("test")
+    for n in (0, -1, True, 2.0, "5"):
+        with pytest.raises(ValueError, match=f"subset\\(n\\): n must be a positive int .*got {n!r}"):
+            d.subset(n)
+    assert len(d.subset(1)) == 1
+    assert len(d.subset(10**6)) == len(d)  # a budget may ask for more than a small data set holds
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, 2**64])
+def test_seeds_outside_the_generators_range_are_named(seed):
+    with pytest.raises(ValueError, match=r"seed must be in \[0, 2\*\*63-1\] .*got " + str(seed)):
+        data.dsprites(4, resolution=16, seed=seed)
+    with pytest.raises(ValueError, match=r"seed must be in \[0, 2\*\*63-1\]"):
+        data.load_digits("test").subset(3).binarized_once(seed)
+
+
+def test_seeds_at_the_ends_of_the_range_and_numpy_ints_are_accepted():
+    assert data.dsprites(2, resolution=16, seed=2**63 - 1).x.shape == (2, 256)
+    assert torch.equal(data.dsprites(3, resolution=16, seed=np.int64(5)).x, data.dsprites(3, resolution=16, seed=5).x)
+    assert data.load_digits("test").subset(2).binarized_once(0).x.shape == (2, 64)
+    for bad in (1.5, "3", True, None):
+        with pytest.raises(TypeError, match="seed must be an int"):
+            data.dsprites(2, resolution=16, seed=bad)
+
+
+def _idx_header(code, dims):
+    return struct.pack(">BBBB", 0, 0, code, len(dims)) + struct.pack(f">{len(dims)}I", *dims)
+
+
+_GOOD = _idx_header(0x08, (2, 3)) + bytes(range(6))
+
+
+@pytest.mark.parametrize("name, content, match", [
+    ("empty.idx", b"", r"short header: the file holds 0 bytes, an IDX header needs at least 4"),
+    ("two.idx", b"\x00\x00", r"short header: the file holds 2 bytes"),
+    ("dims.idx", _idx_header(0x08, (2, 3))[:9], r"short header: 2 dimensions need 12 header bytes, the file holds 9"),
+    ("magic.idx", b"\x01\x02\x03\x04" + bytes(8), r"not an IDX file: wrong magic number 0x01020304"),
+    ("zipped.idx", gzip.compress(_GOOD), r"wrong magic number 0x1f8b.*looks gzip-compressed: give it a .gz name"),
+    ("code.idx", _idx_header(0x07, (2,)) + bytes(2), r"unknown IDX data type 0x07"),
+    ("short.idx", _GOOD[:-1], r"size mismatch \(truncated\): the header promises 6 bytes .*the file has 5"),
+    ("long.idx", _GOOD + b"\x00", r"size mismatch \(too long\): the header promises 6 bytes .*the file has 7"),
+    ("plain.gz", _GOOD, r"is not gzip data, though its name ends in .gz \(it starts with 0x0000"),
+    ("cut.gz", gzip.compress(_GOOD)[:-6], r"is a truncated gzip file: the compressed stream ends early"),
+    ("crc.gz", gzip.compress(_GOOD)[:-8] + b"\xff" * 4 + gzip.compress(_GOOD)[-4:],
+     r"is a corrupted gzip file: it does not decompress \(CRC check failed"),
+    ("short.gz", gzip.compress(_GOOD[:-2]), r"size mismatch \(truncated\)"),
+])
+def test_a_damaged_idx_file_is_named_with_what_is_wrong(tmp_path, name, content, match):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=match) as err:
+        data.read_idx(path)
+    assert str(path) in str(err.value)
+    path.write_bytes(gzip.compress(_GOOD) if name.endswith(".gz") else _GOOD)  # the same file, undamaged, reads
+    assert data.read_idx(path).tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+def _system_dir(tmp_path, images, labels, code=0x08):
+    """A stand-in for Debian's Fashion-MNIST directory holding the t10k files, with their checksums."""
+    src = tmp_path / "datasets"
+    src.mkdir(exist_ok=True)
+    sums = {}
+    for kind, arr, c in (("images-idx3-ubyte.gz", images, 0x08), ("labels-idx1-ubyte.gz", labels, code)):
+        _write_idx(src / f"t10k-{kind}", arr, c)
+        sums[f"t10k-{kind}"] = hashlib.md5(gzip.open(src / f"t10k-{kind}").read()).hexdigest()
+    return src, sums
+
+
+def _fashion(tmp_path, src, sums):
+    return data.fashion_mnist(tmp_path / "cache", "test", system_dir=src, base_url=(tmp_path / "nowhere").as_uri(),
+                              checksums=sums)
+
+
+def test_idx_labels_and_images_that_do_not_fit_name_their_file(tmp_path):
+    images = np.zeros((3, 28, 28), dtype=np.uint8)
+    src, sums = _system_dir(tmp_path, images, np.array([1.0, 2.0, 2.7], dtype=">f4"), code=0x0D)
+    with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte.gz must hold \(N,\) integer class labels; got >f4"):
+        _fashion(tmp_path, src, sums)  # used to become 1, 2, 2 without a word
+    src, sums = _system_dir(tmp_path, images, np.array([1, 2], dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"size mismatch: .*t10k-images-idx3-ubyte.gz holds 3 images, "
+                                         r".*t10k-labels-idx1-ubyte.gz 2 labels"):
+        _fashion(tmp_path, src, sums)
+    src, sums = _system_dir(tmp_path, np.zeros((0, 28, 28), dtype=np.uint8), np.zeros(0, dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte.gz holds no images"):
+        _fashion(tmp_path, src, sums)
+    src, sums = _system_dir(tmp_path, images, np.array([1, 2, 3], dtype=np.uint8))
+    assert _fashion(tmp_path, src, sums).y.tolist() == [1, 2, 3]
+
+
+def test_a_corrupted_system_copy_or_cache_is_named_or_fetched_again(tmp_path):
+    src, sums = _system_dir(tmp_path, np.zeros((3, 28, 28), dtype=np.uint8), np.array([1, 2, 3], dtype=np.uint8))
+    good = (src / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    (src / "t10k-labels-idx1-ubyte.gz").write_bytes(good[:-6])
+    with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte.gz is a truncated gzip file"):
+        _fashion(tmp_path, src, sums)
+    # without the package: a damaged file in the download cache is not trusted but fetched again
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (src / "t10k-labels-idx1-ubyte.gz").write_bytes(good)
+    (cache / "t10k-labels-idx1-ubyte.gz").write_bytes(good[:-6])
+    d = data.fashion_mnist(cache, "test", system_dir=tmp_path / "no-package", base_url=src.as_uri(), checksums=sums)
+    assert d.y.tolist() == [1, 2, 3] and (cache / "t10k-labels-idx1-ubyte.gz").read_bytes() == good
+    # and a damaged download is a checksum mismatch, not a gzip traceback
+    (src / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b" + bytes(30))
+    with pytest.raises(RuntimeError, match="checksum mismatch .*got a file that does not decompress"):
+        data.fashion_mnist(tmp_path / "c2", "test", system_dir=None, base_url=src.as_uri(), checksums=sums)
+    assert not list((tmp_path / "c2").glob("*.part"))
+
+
+def test_the_loaders_read_no_budget():
+    import inspect
+
+    src = inspect.getsource(data)
+    assert "config.budget" not in src and "by_budget" not in src and "budget()" not in src
+    assert not hasattr(data, "load_for_budget")

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Independent, Normal
 
-from vaelib import metrics, objectives
+from vaelib import estimates, objectives
 
 a, b, x, z, m, m2 = sp.symbols("a b x z m m2", real=True)
 s, v, v2 = sp.symbols("s v v2", positive=True)
@@ -99,7 +99,7 @@ def test_iwae_at_the_exact_posterior_is_the_sympy_evidence(params, k):
     av, bv, sv, xv = params
     subs = {a: av, b: bv, s: sv, x: xv}
     model = _LinearGaussian1D(av, bv, sv, float(mu_post.subs(subs)), float(v_post.subs(subs)))
-    est = metrics.iwae_log_likelihood(model, torch.full((4, 1), xv, dtype=torch.float64), k=k)
+    est = estimates.iwae_log_likelihood(model, torch.full((4, 1), xv, dtype=torch.float64), k=k)
     exact = sp.lambdify((a, b, s, x), log_px, "math")(av, bv, sv, xv)
     # every importance weight equals p(x) exactly: only float64 round-off remains
     assert torch.allclose(est, torch.tensor(exact, dtype=torch.float64), rtol=0, atol=1e-11)
@@ -113,12 +113,12 @@ def test_iwae_k1_averages_to_the_sympy_elbo_and_large_k_approaches_log_px():
     model = _LinearGaussian1D(av, bv, sv, qm, qv)
     gen = torch.Generator().manual_seed(0)
     rows = torch.full((20000, 1), xv, dtype=torch.float64)
-    one = metrics.iwae_log_likelihood(model, rows, k=1, generator=gen)
+    one = estimates.iwae_log_likelihood(model, rows, k=1, generator=gen)
     exact_elbo = sp.lambdify((a, b, s, x, m, v), elbo, "math")(av, bv, sv, xv, qm, qv)
     exact_log_px = sp.lambdify((a, b, s, x), log_px, "math")(av, bv, sv, xv)
     se = float(one.std()) / math.sqrt(len(one))
     assert abs(float(one.mean()) - exact_elbo) < 4 * se  # Monte Carlo: 4 standard errors
-    many = metrics.iwae_log_likelihood(model, rows[:500], k=500, generator=gen)
+    many = estimates.iwae_log_likelihood(model, rows[:500], k=500, generator=gen)
     se_k = float(many.std()) / math.sqrt(len(many))
     assert exact_elbo < float(many.mean()) < exact_log_px + 4 * se_k
     assert exact_log_px - float(many.mean()) < 0.05 * (exact_log_px - exact_elbo)

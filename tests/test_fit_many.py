@@ -1,17 +1,23 @@
 """fit_many's contract: member i of a batched run is the run fit would make alone.
 
+The two are independent implementations (vaelib/train.py draws its batches, noise and
+evaluation, and keeps its history, in a plain loop; vaelib/batched.py does all of it stacked
+over K), so a bug in either one shows here.
+
 Everything runs in float64, so the only differences allowed are round-off: batched and
 unbatched matrix products sum in different orders (relative error ~1e-16 per product), and two
 epochs of Adam amplify that by a few orders of magnitude at most. The tolerance, 1e-9, is far
 below any real difference (one Adam step moves a weight by ~lr = 1e-2).
 """
 
+import copy
+
 import pytest
 import torch
 
 from vaelib.data import ImageData, dsprites, load_digits
 from vaelib.models import AE, CVAE, VAE
-from vaelib.objectives import BetaELBO, ConstrainedELBO, Reconstruction
+from vaelib.objectives import BetaELBO, CapacityELBO, ConstrainedELBO, Reconstruction, WarmupELBO
 from vaelib.train import evaluate, fit, fit_many
 
 TOL = 1e-9
@@ -53,21 +59,17 @@ def _assert_same_run(batched_hist, single_hist, batched_model, single_model):
 def _check_contract(make, objectives, data, seeds, eval_data=None, epochs=2, batch_size=50, lr=1e-2):
     models = _models(make, len(seeds))
     singles = _copies(models, make)
+    objs = objectives if isinstance(objectives, list) else [objectives] * len(seeds)
+    fresh = [copy.deepcopy(o) for o in objs]  # untrained copies for the single runs
     hists = fit_many(models, data, objectives, seeds=seeds, epochs=epochs, batch_size=batch_size, lr=lr,
                      device="cpu", eval_data=eval_data, progress=False)
-    objs = objectives if isinstance(objectives, list) else [objectives] * len(seeds)
     for i, (m, s) in enumerate(zip(singles, seeds)):
-        obj = objs[i] if isinstance(objectives, list) else type(objs[i])(**_args(objs[i]))
-        h = fit(m, data, obj, seed=s, epochs=epochs, batch_size=batch_size, lr=lr, device="cpu",
+        h = fit(m, data, fresh[i], seed=s, epochs=epochs, batch_size=batch_size, lr=lr, device="cpu",
                 eval_data=eval_data, progress=False)
         _assert_same_run(hists[i], h, models[i], m)
+        if isinstance(objectives, list) and isinstance(fresh[i], ConstrainedELBO):  # the dual variable too
+            assert objectives[i].current_beta == pytest.approx(fresh[i].current_beta, rel=TOL, abs=TOL)
     return models, hists
-
-
-def _args(obj):
-    if isinstance(obj, ConstrainedELBO):
-        return dict(delta=obj.delta, lr_beta=obj.lr_beta, beta0=obj.beta)
-    return {}
 
 
 def test_vae_members_with_different_betas_are_their_own_fit_runs():
@@ -101,6 +103,16 @@ def test_a_shared_stateful_objective_is_copied_per_member():
     shared = ConstrainedELBO(delta=2.0, lr_beta=0.1, beta0=1.0)
     models, hists = _check_contract(lambda: VAE((1, 8, 8), 2, hidden=16), shared, _digits(), [0, 1])
     assert hists[0]["beta"] != hists[1]["beta"]  # each member has its own dual variable
+
+
+def test_capacity_and_constrained_members_are_their_own_fit_runs():
+    # the hyperparameters differ per member, so a stacked loss that broadcast them wrongly would show
+    make = lambda: VAE((1, 8, 8), 3, hidden=16)  # noqa: E731
+    _, hists = _check_contract(make, [CapacityELBO(10.0, 2.0, 5), CapacityELBO(30.0, 6.0, 9)], _digits(), [0, 1])
+    assert hists[0]["capacity"] != hists[1]["capacity"]
+    cons = [ConstrainedELBO(0.5, lr_beta=0.01, beta0=1.0), ConstrainedELBO(1.0, lr_beta=0.02, beta0=2.0)]
+    _check_contract(make, cons, _digits(), [2, 3])
+    assert cons[0].current_beta != cons[1].current_beta  # each handed back its own dual variable
 
 
 def test_conv_members_are_their_own_fit_runs():
@@ -137,7 +149,12 @@ def test_fit_many_rejects_bad_input():
         fit_many([a], d, lambda *args: None, seeds=[0], epochs=1, device="cpu")
     with pytest.raises(TypeError, match="list of models"):
         fit_many(a, d, BetaELBO(), seeds=[0], epochs=1, device="cpu")
-    with pytest.raises(TypeError, match="seeds must be ints"):
+    with pytest.raises(ValueError, match="must all be BetaELBO"):
+        fit_many([a, VAE((1, 8, 8), 2, hidden=16)], d, [BetaELBO(), WarmupELBO(3)], seeds=[0, 1], epochs=1,
+                 device="cpu")
+    with pytest.raises(ValueError, match=r"seed must lie in \[0, 2\*\*63 - 1\]"):
+        fit_many([a], d, BetaELBO(), seeds=[-1], epochs=1, device="cpu")
+    with pytest.raises(TypeError, match="seed must be an int"):
         fit_many([a], d, BetaELBO(), seeds=[0.5], epochs=1, device="cpu")
     bad_labels = ImageData(d.x, d.y + 5, d.shape)
     with pytest.raises(ValueError, match=r"0\.\.9"):

@@ -1,3 +1,4 @@
+import copy
 import math
 
 import pytest
@@ -5,7 +6,16 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from vaelib.models import CVAE, VAE
-from vaelib.objectives import BetaELBO, CapacityELBO, ConstrainedELBO, elbo, gaussian_kl
+from vaelib.objectives import (
+    BetaELBO,
+    CapacityELBO,
+    ConstrainedELBO,
+    FreeBitsELBO,
+    Reconstruction,
+    WarmupELBO,
+    elbo,
+    gaussian_kl,
+)
 
 
 def _reference(mu, logvar, pmu, plogvar):
@@ -111,3 +121,46 @@ def test_cvae_elbo_uses_the_conditional_prior():
             m.prior(torch.tensor([10]))
         with pytest.raises(TypeError):
             m.prior(torch.tensor([0.5]))
+
+
+# Each objective's loss written once: the K-stacked form (hyperparameters as (K,) tensors) must give every
+# member the loss, the metrics and (for ConstrainedELBO) the dual step it gets alone. The members differ in
+# every hyperparameter, and the steps cross each schedule's kink, so a hyperparameter read from the wrong
+# member, broadcast on the wrong axis or clamped in the wrong place shows.
+_STACKED = [
+    [BetaELBO(0.5), BetaELBO(1.0), BetaELBO(4.0)],
+    [CapacityELBO(10.0, 2.0, 5), CapacityELBO(30.0, 6.0, 9), CapacityELBO(1.0, 0.0, 1)],
+    [ConstrainedELBO(0.5, lr_beta=0.1, beta0=1.0), ConstrainedELBO(3.0, lr_beta=0.5, beta0=0.0),
+     ConstrainedELBO(9.0, lr_beta=0.2, beta0=2.0)],
+    [WarmupELBO(3), WarmupELBO(10), WarmupELBO(1)],
+    [FreeBitsELBO(0.0), FreeBitsELBO(0.3), FreeBitsELBO(1.5)],
+    [Reconstruction(), Reconstruction(), Reconstruction()],
+]
+
+
+@pytest.mark.parametrize("members", _STACKED, ids=lambda ms: type(ms[0]).__name__)
+def test_the_stacked_loss_is_each_members_own_loss(members):
+    g = torch.Generator().manual_seed(0)
+    k, latent = len(members), 4
+    per_dim = members[0].kl_per_dimension
+    stacked = type(members[0]).stack(copy.deepcopy(members))
+    for step in (0, 2, 4, 7, 12):
+        rec = -50 * torch.rand(k, generator=g, dtype=torch.float64)
+        kl = 3 * torch.rand((k, latent) if per_dim else (k,), generator=g, dtype=torch.float64)
+        loss, metrics = stacked.loss(rec, kl, step)
+        assert loss.shape == (k,)
+        for i, member in enumerate(members):
+            alone, alone_metrics = member.loss(rec[i], kl[i], step)
+            torch.testing.assert_close(loss[i], alone, rtol=1e-15, atol=0)
+            assert metrics.keys() == alone_metrics.keys()
+            for key in metrics:
+                torch.testing.assert_close(metrics[key][i], alone_metrics[key], rtol=1e-15, atol=0, msg=key)
+    stacked.write_back(members_after := copy.deepcopy(members))
+    for i, member in enumerate(members):
+        if isinstance(member, ConstrainedELBO):  # the dual variable after five ascent steps
+            assert members_after[i].current_beta == pytest.approx(member.current_beta, rel=1e-15, abs=0)
+
+
+def test_objectives_of_different_classes_do_not_stack():
+    with pytest.raises(ValueError, match="must all be BetaELBO; got \\['BetaELBO', 'WarmupELBO'\\]"):
+        BetaELBO.stack([BetaELBO(1.0), WarmupELBO(3)])

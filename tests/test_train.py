@@ -9,7 +9,7 @@ from vaelib import config
 from vaelib.data import ImageData, load_digits
 from vaelib.models import AE, CVAE, VAE
 from vaelib.objectives import BetaELBO, Reconstruction
-from vaelib.train import evaluate, fit, load_checkpoint, save_checkpoint
+from vaelib.train import evaluate, fit
 
 
 def _run(seed):
@@ -58,19 +58,6 @@ def test_fit_rejects_bad_input():
         fit(m, d, BetaELBO(), epochs=0)
     with pytest.raises(ValueError, match=r"\(B, 64\)"):
         fit(m, ImageData(torch.zeros(10, 16), torch.zeros(10), (1, 4, 4)), BetaELBO(), epochs=1, device="cpu")
-
-
-def test_checkpoint_roundtrip_and_refusal(tmp_path):
-    torch.manual_seed(0)
-    m = VAE((1, 8, 8), 4, hidden=16)
-    save_checkpoint(m, tmp_path / "m.pt", epochs=3)
-    m2 = VAE((1, 8, 8), 4, hidden=16)
-    assert load_checkpoint(m2, tmp_path / "m.pt") == {"epochs": 3}
-    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), m2.state_dict().values(), strict=False))
-    with pytest.raises(ValueError, match="latent_dim: checkpoint 4 vs model 5"):
-        load_checkpoint(VAE((1, 8, 8), 5, hidden=16), tmp_path / "m.pt")
-    with pytest.raises(ValueError, match="holds a VAE"):
-        load_checkpoint(AE((1, 8, 8), 4, hidden=16), tmp_path / "m.pt")
 
 
 def test_budget_is_read_in_one_place(monkeypatch):

@@ -1,12 +1,12 @@
 """Tests for the helpers of the AE-vs-VAE and conditional-VAE chapters:
-``metrics.gaussian_fit_kl``, ``metrics.class_target_fractions`` and ``data.load_for_budget``."""
+``estimates.gaussian_fit_kl`` and ``data.load_for_budget``."""
 
 import math
 
 import numpy as np
 import pytest
 
-from vaelib import data, metrics
+from vaelib import data, estimates
 
 
 def _white(n, d, seed=0):
@@ -19,7 +19,7 @@ def _white(n, d, seed=0):
 
 def test_gaussian_fit_kl_is_zero_for_codes_that_look_standard_normal():
     # float64 round-off on sums of ~1e3 terms: far below 1e-9
-    assert abs(metrics.gaussian_fit_kl(_white(1000, 4))) < 1e-9
+    assert abs(estimates.gaussian_fit_kl(_white(1000, 4))) < 1e-9
 
 
 @pytest.mark.parametrize("scale,shift", [(0.1, 0.0), (3.0, 0.0), (1.0, 2.0), (15.0, -1.0)])
@@ -28,33 +28,16 @@ def test_gaussian_fit_kl_matches_the_closed_form(scale, shift):
     codes = scale * _white(500, d, seed=1) + shift
     # N(shift, scale^2 I) against N(0, I): 1/2 d (scale^2 + shift^2 - 1 - 2 log scale)
     expected = 0.5 * d * (scale**2 + shift**2 - 1 - 2 * math.log(scale))
-    assert metrics.gaussian_fit_kl(codes) == pytest.approx(expected, rel=1e-10)
+    assert estimates.gaussian_fit_kl(codes) == pytest.approx(expected, rel=1e-10)
 
 
 def test_gaussian_fit_kl_refuses_bad_codes():
     with pytest.raises(ValueError, match="N > d"):
-        metrics.gaussian_fit_kl(np.zeros((3, 5)))
+        estimates.gaussian_fit_kl(np.zeros((3, 5)))
     with pytest.raises(ValueError, match="NaN"):
-        metrics.gaussian_fit_kl(np.full((10, 2), np.nan))
+        estimates.gaussian_fit_kl(np.full((10, 2), np.nan))
     with pytest.raises(ValueError, match="singular"):
-        metrics.gaussian_fit_kl(np.zeros((10, 2)))
-
-
-class _Parity:
-    """A 'classifier' that labels an image by its first pixel."""
-
-    def predict(self, x):
-        return np.asarray(x)[:, 0].astype(int)
-
-
-def test_class_target_fractions_counts_per_requested_class():
-    images = np.array([[0.0], [0.0], [1.0], [1.0], [1.0], [2.0]])
-    target = np.array([0, 1, 1, 1, 2, 2])
-    got = metrics.class_target_fractions(_Parity(), images, target, n_classes=4)
-    np.testing.assert_array_equal(got[:3], [1.0, 2 / 3, 1 / 2])
-    assert np.isnan(got[3])  # nobody asked for class 3
-    with pytest.raises(ValueError, match="target"):
-        metrics.class_target_fractions(_Parity(), images, target[:2])
+        estimates.gaussian_fit_kl(np.zeros((10, 2)))
 
 
 def test_load_for_budget_uses_the_digits_below_full(monkeypatch):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from vaelib import data, disentangle
-from vaelib.metrics import beta_vae_score
+from vaelib.disentangle import beta_vae_score
 from vaelib.models import VAE
 
 

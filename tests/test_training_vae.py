@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from vaelib import data, metrics, models, objectives, train
+from vaelib import data, estimates, models, objectives, train
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +38,13 @@ def test_the_test_set_is_binarised_once_and_reproducibly():
 def test_importance_weighted_bound_is_above_the_elbo_and_grows_with_k(trained):
     model, h, te = trained
     g = torch.Generator().manual_seed(0)
-    elbo_x = torch.stack([metrics.iwae_log_likelihood(model, te.x, 1, generator=g) for _ in range(50)]).mean(0)
+    elbo_x = torch.stack([estimates.iwae_log_likelihood(model, te.x, 1, generator=g) for _ in range(50)]).mean(0)
     # the 50-code ELBO agrees with fit's one-code test ELBO: one code per image has a spread of a few
     # nats, so over 100 images fit's estimate is within about 1 nat
     assert abs(elbo_x.mean().item() - h["test_elbo"][-1]) < 1.0
     prev = elbo_x
     for k in (10, 200):
-        cur = metrics.iwae_log_likelihood(model, te.x, k, generator=g)
+        cur = estimates.iwae_log_likelihood(model, te.x, k, generator=g)
         diff = cur - prev  # paired across test images; monotone in k in expectation
         assert diff.mean() > -3 * _sem(diff)
         prev = cur
@@ -54,10 +54,10 @@ def test_importance_weighted_bound_is_above_the_elbo_and_grows_with_k(trained):
 
 def test_kl_per_dimension_adds_up_to_the_kl_and_inactive_units_have_none(trained):
     model, _, te = trained
-    kl_dims = metrics.kl_per_dimension(model, te.x)
+    kl_dims = estimates.kl_per_dimension(model, te.x)
     kl = train.evaluate(model, te, objectives.BetaELBO(1.0))["kl"]
     assert kl_dims.sum() == pytest.approx(kl, rel=1e-4, abs=1e-4)
-    n_active, var = metrics.active_units(model, te.x)
+    n_active, var = estimates.active_units(model, te.x)
     assert 0 <= n_active <= 16 and var.shape == (16,)
     # a unit whose posterior mean never moves and whose variance is the prior's carries no KL
     assert all(kl_dims[var <= 1e-4] < 0.05)

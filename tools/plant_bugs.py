@@ -1,120 +1,101 @@
-"""Plant each bookkeeping bug of issue 9 in vaelib, one at a time, and check that the tests catch it.
+"""Plant known bugs in vaelib, one at a time, and check that the tests catch each.
 
-    python tools/plant_bugs.py     (from the repository root; restores every file; exit 1 if a bug is missed)
+    python tools/plant_bugs.py     (from the repository root; `make test` runs it)
 
-Each entry: a name, the file, the line as it is, the line with the bug, and the tests that must fail.
+Each entry: a name, the file, the text as it is (found exactly once), the text with the bug, and the
+tests that must fail. The script restores every file however it ends, and exits 1 when a bug can no
+longer be planted (its text is gone or ambiguous: update this list with the code) or is not caught.
+The bugs are the bookkeeping mistakes that leave every formula right (a wrong average, an unused
+seed, a device chosen in the wrong place, a parameter read on the wrong scale) and one for each seam
+between the parts: the batched loop diverging from the plain one, a model's own KL, a stacked loss.
 """
 
-import shutil
 import subprocess
 import sys
-import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+BK = "tests/test_bookkeeping.py::"
 
-MUT = [  # name, file, the line as it is, the line with the bug, the tests that must catch it
-    (
-        'epoch sum',
-        'vaelib/train.py',
-        'for i, val in enumerate((v / n_batches).tolist()):',
-        'for i, val in enumerate((v).tolist()):',
-        'tests/test_bookkeeping.py',
-    ),
-    (
-        'evaluate equal batches',
-        'vaelib/train.py',
-        'sums[key] = sums.get(key, 0.0) + v * len(rows)',
-        'sums[key] = sums.get(key, 0.0) + v * n / -(-n // batch_size)',
-        'tests/test_bookkeeping.py',
-    ),
-    (
-        'eps global',
-        'vaelib/train.py',
-        'torch.randn(b, stack.latent_dim, generator=g, device=x.device',
-        'torch.randn(b, stack.latent_dim, device=x.device',
-        'tests/test_bookkeeping.py',
-    ),
-    (
-        'shuffle global',
-        'vaelib/train.py',
-        'torch.randperm(n, device=device, generator=g)',
-        'torch.randperm(n, device=device)',
-        'tests/test_bookkeeping.py',
-    ),
-    (
-        'device ignored',
-        'vaelib/train.py',
-        'device = _check_device(device) if device is not None else config.device()',
-        'device = config.device()',
-        'tests/test_bookkeeping.py',
-    ),
-    (
-        'device per batch',
-        'vaelib/train.py',
-        '            x, y, eps = _draw(stack, data, perm[:, b * batch_size',
-        '            config.device()\n            x, y, eps = _draw(stack, data, perm[:, b * batch_size',
-        'tests/test_bookkeeping.py',
-    ),
-    (
-        'logvar as logstd',
-        'vaelib/models.py',
-        'scale = torch.exp(0.5 * logvar)',
-        'scale = torch.exp(logvar)',
-        'tests/test_bookkeeping.py',
-    ),
-    (
-        'cvae kl N(0,I) in training',
-        'vaelib/objectives.py',
-        'kl = gaussian_kl(out.mu, out.logvar, *model.prior(y), check=False)',
-        'kl = gaussian_kl(out.mu, out.logvar, check=False)',
-        'tests/test_bookkeeping.py',
-    ),
-    (
-        'cvae kl N(0,I) in elbo',
-        'vaelib/objectives.py',
-        'kl = gaussian_kl(out.mu, out.logvar, prior_mu, prior_logvar, check=check)',
-        'kl = gaussian_kl(out.mu, out.logvar, check=check)',
-        'tests/test_bookkeeping.py',
-    ),
-    (
-        'AE noise in eval',
-        'vaelib/models.py',
-        'if (self.training and self.input_noise) else z',
-        'if self.input_noise else z',
-        'tests/test_bookkeeping.py',
-    ),
-    (
-        'MIG by log K',
-        'vaelib/metrics.py',
-        '        h = _factor_entropy(factors[:, k], k)\n',
-        '        h = float(np.log(len(np.unique(factors[:, k]))))\n',
-        'tests/test_metrics.py',
-    ),
+BUGS = [  # name, file, the text as it is, the text with the bug, the tests that must catch it
+    ("epoch sum, not mean", "vaelib/train.py",
+     "means = {key: (v / n_batches).item()", "means = {key: (v).item()",
+     BK + "test_the_epoch_history_is_the_mean_of_the_batch_losses"),
+    ("evaluate weighs batches equally", "vaelib/train.py",
+     "sums[key] = sums.get(key, 0.0) + v * len(x)",
+     "sums[key] = sums.get(key, 0.0) + v * len(data) / -(-len(data) // batch_size)",
+     BK + "test_evaluate_weights_a_partial_last_batch_by_its_size"),
+    ("noise from the global generator", "vaelib/train.py",
+     "            eps = torch.randn(len(x), model.latent_dim, generator=gen,",
+     "            eps = torch.randn(len(x), model.latent_dim,",
+     BK + "test_fit_follows_its_own_seed_not_the_global_generator"),
+    ("shuffle with the global generator", "vaelib/train.py",
+     "torch.randperm(len(data), device=device, generator=gen)", "torch.randperm(len(data), device=device)",
+     BK + "test_fit_follows_its_own_seed_not_the_global_generator"),
+    ("device argument ignored", "vaelib/_fitting.py",
+     "device = _check_device(device) if device is not None else config.device()", "device = config.device()",
+     BK + "test_fit_takes_its_device_from_the_argument_else_once_from_config"),
+    ("device asked per batch", "vaelib/train.py",
+     "            x, y = data.batch(order[",
+     "            __import__('vaelib').config.device()\n            x, y = data.batch(order[",
+     BK + "test_fit_takes_its_device_from_the_argument_else_once_from_config"),
+    ("log-variance read as log-std", "vaelib/models.py",
+     "scale = torch.exp(0.5 * logvar)", "scale = torch.exp(logvar)",
+     BK + "test_the_gaussian_decoder_variance_is_exp_of_its_log_variance"),
+    ("CVAE's KL to N(0, I)", "vaelib/models.py",
+     "terms = kl_terms(out.mu, out.logvar, *self.prior(y))", "terms = kl_terms(out.mu, out.logvar)",
+     BK + "test_the_class_mean_cvae_kl_is_to_its_class_prior"),
+    ("AE's input noise left on in eval", "vaelib/models.py",
+     "if (self.training and self.input_noise) else z", "if self.input_noise else z",
+     BK + "test_the_autoencoders_input_noise_is_off_in_eval_mode"),
+    ("MIG normalised by log K", "vaelib/disentangle.py",
+     "        h = _factor_entropy(factors[:, k], k)\n        mi = np.sort(",
+     "        h = float(np.log(len(np.unique(factors[:, k]))))\n        mi = np.sort(",
+     "tests/test_disentangle.py::test_mig_of_a_non_uniform_factor_uses_its_empirical_entropy"),
+    # the seams
+    ("a model's KL averaged over its dimensions", "vaelib/models.py",
+     "        terms = kl_terms(out.mu, out.logvar)\n        return terms if per_dim else terms.sum(-1)",
+     "        terms = kl_terms(out.mu, out.logvar)\n        return terms if per_dim else terms.mean(-1)",
+     BK + "test_the_vaes_own_kl_is_to_the_standard_normal_from_its_encoder"),
+    ("a stacked loss takes member 0's hyperparameters", "vaelib/objectives.py",
+     "torch.tensor([float(getattr(o, name)) for o in objectives]",
+     "torch.tensor([float(getattr(objectives[0], name)) for o in objectives]",
+     "tests/test_objectives.py::test_the_stacked_loss_is_each_members_own_loss"),
+    ("the batched loop shuffles every member alike", "vaelib/batched.py",
+     "torch.randperm(n, device=device, generator=g) for g in gens",
+     "torch.randperm(n, device=device, generator=gens[0]) for g in gens",
+     "tests/test_fit_many.py::test_vae_members_with_different_betas_are_their_own_fit_runs"),
+    ("the batched loop draws every member's noise from one generator", "vaelib/batched.py",
+     "generator=g, device=x.device, dtype=stack.dtype)\n                       for g in gens",
+     "generator=gens[0], device=x.device, dtype=stack.dtype)\n                       for g in gens",
+     "tests/test_fit_many.py::test_cvae_members_are_their_own_fit_runs"),
 ]
 
 
 def main() -> int:
-    missed = 0
-    backup = Path(tempfile.mkdtemp()) / "original"
-    for name, path, before, after, tests in MUT:
-        path = ROOT / path
+    failures = 0
+    t0 = time.perf_counter()
+    for name, rel, before, after, tests in BUGS:
+        path = ROOT / rel
         src = path.read_text()
-        if before not in src:
-            print(f"{name}: the line to change is no longer in {path.name}; update this list")
-            missed += 1
+        if src.count(before) != 1:
+            print(f"{name}: CANNOT PLANT: the text to change stands {src.count(before)} times in {rel} "
+                  f"(expected once); update tools/plant_bugs.py with the code")
+            failures += 1
             continue
-        shutil.copy(path, backup)
         try:
             path.write_text(src.replace(before, after))
-            r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", tests],
-                               cwd=ROOT, capture_output=True, text=True)
-            caught = r.returncode == 1  # tests failed (not an error collecting them)
-            missed += not caught
-            print(f"{name}: {'caught' if caught else 'MISSED'} ({r.stdout.strip().splitlines()[-1]})")
+            r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-p", "no:xdist",
+                                tests], cwd=ROOT, capture_output=True, text=True)
         finally:
-            shutil.copy(backup, path)
-    return 1 if missed else 0
+            path.write_text(src)
+        caught = r.returncode == 1  # a test failed (2-5: the tests could not run at all)
+        failures += not caught
+        last = (r.stdout.strip().splitlines() or ["no output"])[-1]
+        print(f"{name}: {'caught' if caught else 'MISSED'} by {tests.split('::')[-1]} ({last})")
+    print(f"{len(BUGS) - failures} of {len(BUGS)} planted bugs caught in {time.perf_counter() - t0:.0f} s")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

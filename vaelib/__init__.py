@@ -5,6 +5,6 @@ Modules, one concept each: :mod:`~vaelib.config` (budget, device, seeds), :mod:`
 :mod:`~vaelib.plots`.
 """
 
-from . import book, config, data, metrics, models, objectives, plots, train  # noqa: F401
+from . import batched, book, config, data, disentangle, estimates, judge, models, objectives, plots, train  # noqa: F401
 
 __version__ = "0.1.0"

@@ -1,13 +1,100 @@
-"""Glue for the book's prose, usable where myst-nb is absent (Colab).
+"""The book layer: what every chapter does around vaelib, usable where myst-nb is absent (Colab).
+
+* :func:`header` -- a chapter's first lines: threads applied, seeds set, the settings and (for a
+  training chapter) the time its budget is expected to take (:func:`expected_time`),
+* :func:`load_for_budget` -- the images a training chapter uses at the current budget,
+* :func:`glue`, :func:`glue_dict`, :func:`glue_table`, :func:`glue_interval` -- values for the prose.
 
 Chapters quote numbers with ``{glue:}`name``` in their text; :func:`glue` stores them with
 myst-nb when it is installed (the book build) and, where it is not, prints nothing, or shows
-the value when ``display=True``, so a chapter runs unchanged in Colab.
+the value when ``display=True``, so a chapter runs unchanged in Colab. The budget's policy lives
+here and in :mod:`vaelib.config`; the loaders of :mod:`vaelib.data` read no budget.
 """
 
 from __future__ import annotations
 
-__all__ = ["glue", "plain", "glue_interval", "interval_text", "verdict_text"]
+from collections.abc import Mapping
+
+from . import config, data
+
+__all__ = [
+    "header",
+    "MEASURED_SECONDS",
+    "expected_time",
+    "load_for_budget",
+    "glue",
+    "glue_dict",
+    "glue_figure",
+    "glue_table",
+    "table_text",
+    "plain",
+    "glue_interval",
+    "interval_text",
+    "verdict_text",
+]
+
+# Seconds each training chapter took at the default budget: `make book` from a fresh clone on 2 quiet
+# CPU cores, torch 2.13.0 (README, "Budgets"). Re-measure when a chapter's work changes.
+MEASURED_SECONDS = {"06": 111, "07": 110, "08": 82, "09": 509, "10": 92}
+
+
+def expected_time(chapter: str) -> str:
+    """One line for the top of a training chapter: what its budget is expected to take here.
+
+    From :data:`MEASURED_SECONDS` where the figure was measured (the default budget on a CPU);
+    says so where it was not, and warns when the ``full`` budget is about to run on a CPU.
+    """
+    if chapter not in MEASURED_SECONDS:
+        raise ValueError(f"chapter must be one of {sorted(MEASURED_SECONDS)}; got {chapter!r}")
+    b, dev = config.budget(), config.device()
+    if b == "smoke":
+        return "expected time: seconds (the smoke budget only checks that the code runs)"
+    if b == "default":
+        s = MEASURED_SECONDS[chapter]
+        took = f"{s} s" if s < 120 else f"{s / 60:.0f} minutes"
+        where = "" if dev.type == "cpu" else f"; not measured on {dev.type}, where it should take less"
+        return f"expected time: about {took} (measured on 2 CPU cores at the default budget{where})"
+    if dev.type == "cpu":
+        return ("WARNING: the full budget is meant for a GPU and has not been timed; on this CPU it will take "
+                "many hours. Set VAEBOOK_BUDGET=default for real results in minutes.")
+    return f"expected time: not measured for the full budget on {dev.type} yet (paper-scale training)"
+
+
+def header(chapter: str | None = None) -> None:
+    """A chapter's first lines: apply the thread count (:func:`vaelib.config.apply_threads`), seed
+    every generator with 0 (:func:`vaelib.config.seed_everything`), print :func:`vaelib.config.describe`'s
+    line and, for a training chapter (``chapter`` an id such as ``"06"``), :func:`expected_time`'s.
+
+    A chapter id without a measured time is refused before anything is changed.
+    """
+    timing = None if chapter is None else expected_time(chapter)
+    config.apply_threads()
+    config.seed_everything(0)
+    print(config.describe())
+    if timing is not None:
+        print(timing)
+
+
+def load_for_budget(split: str, binarize: bool = False, root="data/mnist",
+                    fashion_root="data/fashion-mnist") -> tuple[data.ImageData, str]:
+    """The images the training chapters use. At the ``full`` budget: MNIST when it can be
+    downloaded (into ``root``), else Fashion-MNIST (Debian's package, or a download into
+    ``fashion_root``), else scikit-learn's 8x8 digits; at the other budgets the digits
+    (:func:`vaelib.data.load_digits`).
+
+    Returns ``(data, name)`` with ``name`` ``"MNIST"``, ``"Fashion-MNIST"`` or ``"digits"``, so a
+    chapter can say which one produced its numbers; each fallback is printed with its reason.
+    """
+    if config.budget() == "full":
+        try:
+            return data.mnist(root, split, binarize=binarize), "MNIST"
+        except RuntimeError as err:  # offline: say so and fall back
+            print("MNIST is not available, trying Fashion-MNIST:", err)
+        try:
+            return data.fashion_mnist(fashion_root, split, binarize=binarize), "Fashion-MNIST"
+        except RuntimeError as err:
+            print("Fashion-MNIST is not available, using the 8x8 digits instead:", err)
+    return data.load_digits(split, binarize=binarize), "digits"
 
 
 def plain(value):
@@ -21,10 +108,15 @@ def plain(value):
     return value
 
 
-def glue(name: str, value, display: bool = False) -> None:
-    """Store ``value`` under ``name`` for the book's ``{glue:}`` references (NumPy scalars as Python numbers)."""
+def _check_name(name) -> str:
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"glue names must be identifiers; got {name!r}")
+    return name
+
+
+def glue(name: str, value, display: bool = False) -> None:
+    """Store ``value`` under ``name`` for the book's ``{glue:}`` references (NumPy scalars as Python numbers)."""
+    _check_name(name)
     value = plain(value)
     try:
         from myst_nb import glue as _glue
@@ -35,6 +127,155 @@ def glue(name: str, value, display: bool = False) -> None:
             _display(value)
         return
     _glue(name, value, display=display)
+
+
+def glue_dict(prefix: str, mapping) -> None:
+    """Glue every item of ``mapping`` as ``f"{prefix}_{key}"``: ``glue_dict("kl_mc", {"mu": 1.0})``
+    glues ``kl_mc_mu``, for ``{glue:}`` or ``{glue:text}`` (like :func:`glue`, without display).
+
+    ``prefix`` must be an identifier not ending in ``_`` (the ``_`` is added here), each key a str
+    or an int, and each name it makes an identifier; all are checked before anything is glued.
+    """
+    if not isinstance(prefix, str) or not prefix.isidentifier():
+        raise ValueError(f"glue_dict: prefix must be an identifier; got {prefix!r}")
+    if prefix.endswith("_"):
+        raise ValueError(f"glue_dict: prefix {prefix!r} ends in '_'; glue_dict adds the '_' between prefix and key")
+    if not isinstance(mapping, Mapping):
+        raise TypeError(f"glue_dict: mapping must be a dict of key -> value; got {type(mapping).__name__}")
+    names = {}
+    for key in mapping:
+        if isinstance(key, bool) or not isinstance(key, (str, int)):
+            raise TypeError(f"glue_dict({prefix!r}, ...): keys must be str or int; got {key!r} ({type(key).__name__})")
+        name = f"{prefix}_{key}"
+        if not name.isidentifier():
+            raise ValueError(f"glue_dict({prefix!r}, ...): key {key!r} makes the glue name {name!r}, which is not "
+                             "an identifier (letters, digits and _ only)")
+        if name in names:
+            raise ValueError(f"glue_dict({prefix!r}, ...): keys {names[name]!r} and {key!r} both make {name!r}")
+        names[name] = key
+    for name, key in names.items():
+        glue(name, mapping[key])
+
+
+def _one_line(text: str, where: str) -> str:
+    if "\n" in text or "\r" in text:
+        raise ValueError(f"{where}: a Markdown table cell must be one line; got {text!r}")
+    return text.replace("|", "\\|")
+
+
+def _cell(value, spec: str, where: str) -> str:
+    value = plain(value)
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, int):  # ints (and bools) in full, as tabulate writes them; floatfmt is for the rest
+        text = str(value)
+    else:
+        try:
+            text = format(value, spec)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{where}: cannot format {value!r} ({type(value).__name__}) with {spec!r} ({err})") from err
+    return _one_line(text, where)
+
+
+def table_text(rows, columns=None, floatfmt=".2f") -> str:
+    """A Markdown table (``| a | b |`` lines after a ``|---|---|`` rule) from ``rows``, each a dict
+    or each a list (or tuple); what :func:`glue_table` glues.
+
+    ``columns``: for dict rows, None (the keys of the first row, which every row must have alike), the
+    keys to show in order (each also its header), or a mapping of key to header; other keys are left
+    out. For list rows, the headers (a sequence), or a mapping of key to header whose keys name the
+    columns for ``floatfmt``; every row has one cell per column.
+
+    Cells: a str as it is; an int (Python or NumPy) in full; anything else (floats, NumPy and 0-d
+    torch scalars, :class:`~vaelib.stats.Interval`) through its column's format spec. ``floatfmt`` is
+    one spec for every column, a sequence of one per column, or a mapping of column key to spec
+    (columns it does not name: ``".2f"``). Pipes in text are escaped (``\\|``); a cell or header
+    must be one line.
+    """
+    if isinstance(rows, (str, bytes, Mapping)) or not hasattr(rows, "__iter__"):
+        raise TypeError(f"rows must be a list of dicts or a list of lists; got {type(rows).__name__}")
+    rows = list(rows)
+    if not rows:
+        raise ValueError("rows is empty: a table needs at least one row")
+    as_dicts = isinstance(rows[0], Mapping)
+    for i, row in enumerate(rows):
+        if as_dicts != isinstance(row, Mapping) or isinstance(row, (str, bytes)) or not hasattr(row, "__iter__"):
+            raise TypeError(f"rows[{i}]: rows must be all dicts or all lists; rows[0] is a "
+                            f"{type(rows[0]).__name__}, rows[{i}] a {type(row).__name__}")
+    inferred = columns is None
+    if inferred:
+        if not as_dicts:
+            raise ValueError("columns (the headers) are needed when rows are lists")
+        columns = list(rows[0])
+    if isinstance(columns, Mapping):
+        keys, headers = list(columns), list(columns.values())
+    elif isinstance(columns, (str, bytes)) or not hasattr(columns, "__iter__"):
+        raise TypeError(f"columns must be a sequence of headers or a mapping of key to header; got {columns!r}")
+    else:
+        keys = headers = list(columns)
+    if not keys:
+        raise ValueError("columns is empty: a table needs at least one column")
+    for k, h in zip(keys, headers):
+        if not isinstance(h, str):
+            raise TypeError(f"column headers must be str; column {k!r} has {h!r}")
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"columns names a column twice: {keys}")
+
+    if isinstance(floatfmt, str):
+        specs = [floatfmt] * len(keys)
+    elif isinstance(floatfmt, Mapping):
+        unknown = [k for k in floatfmt if k not in keys]
+        if unknown:
+            raise ValueError(f"floatfmt names columns the table does not have: {unknown}; columns are {keys}")
+        specs = [floatfmt.get(k, ".2f") for k in keys]
+    else:
+        specs = list(floatfmt)
+        if len(specs) != len(keys):
+            raise ValueError(f"floatfmt has {len(specs)} specs for {len(keys)} columns")
+    for k, spec in zip(keys, specs):
+        if not isinstance(spec, str):
+            raise TypeError(f"floatfmt for column {k!r} must be a format spec (str); got {spec!r}")
+        try:
+            format(0.5, spec)
+        except ValueError as err:
+            raise ValueError(f"floatfmt for column {k!r}: {spec!r} is not a format spec for numbers ({err})") from err
+
+    lines = ["| " + " | ".join(_one_line(h, f"header of column {k!r}") for k, h in zip(keys, headers)) + " |",
+             "|" + "---|" * len(keys)]
+    for i, row in enumerate(rows):
+        if as_dicts:
+            missing = [k for k in keys if k not in row]
+            if missing:
+                raise ValueError(f"rows[{i}] has no {', '.join(map(repr, missing))}; columns are {keys}")
+            extra = [k for k in row if k not in keys] if inferred else []
+            if extra:
+                raise ValueError(f"rows[{i}] has {', '.join(map(repr, extra))}, which rows[0] has not; give columns to "
+                                 "choose the columns")
+            cells = [row[k] for k in keys]
+        else:
+            cells = list(row)
+            if len(cells) != len(keys):
+                raise ValueError(f"rows[{i}] has {len(cells)} cells for {len(keys)} columns")
+        texts = [_cell(v, spec, f"rows[{i}], column {k!r}") for v, spec, k in zip(cells, specs, keys)]
+        lines.append("| " + " | ".join(texts) + " |")
+    return "\n".join(lines)
+
+
+def glue_table(name: str, rows, columns=None, floatfmt=".2f") -> None:
+    """Glue a Markdown table under ``name`` (as :class:`IPython.display.Markdown`), for the chapter's
+    text to show with the directive ``{glue:md} name`` and its option ``:format: myst``.
+
+    The table is :func:`table_text`'s, from ``rows`` (a list of dicts or of lists), ``columns`` and
+    ``floatfmt`` (one format spec, one per column, or a mapping of column to spec; ints are written
+    in full)::
+
+        glue_table("col_table", [{"arm": "plain", "rate": 3.14159}, {"arm": "free bits", "rate": 4.0}],
+                   {"arm": "arm", "rate": "rate (nats)"}, floatfmt={"rate": ".1f"})
+    """
+    from IPython.display import Markdown
+
+    _check_name(name)
+    glue(name, Markdown(table_text(rows, columns, floatfmt)))
 
 
 _VERDICTS = {
@@ -79,3 +320,27 @@ def glue_interval(name: str, interval, fmt: str = ".3f", scale: float = 1.0) -> 
     glue(f"{name}_ci", Markdown(text))
     glue(f"{name}_verdict", Markdown(verdict_text(interval)))
     return verdict(interval)
+
+
+def glue_figure(name: str, fig) -> None:
+    """Lay out a matplotlib figure, glue it under ``name`` for ``{glue:figure}``, and close it.
+
+    Where myst-nb is absent (Colab) the figure is shown instead, so a reader running the chapter
+    sees every figure the book shows. Closing it keeps the notebook from drawing it a second time.
+    """
+    _check_name(name)
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    if not isinstance(fig, Figure):
+        raise TypeError(f"fig must be a matplotlib Figure; got {type(fig).__name__}")
+    fig.tight_layout()
+    try:
+        import myst_nb  # noqa: F401
+    except ImportError:
+        from IPython.display import display
+
+        display(fig)
+    else:
+        glue(name, fig)
+    plt.close(fig)

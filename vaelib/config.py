@@ -9,14 +9,24 @@
 The device is chosen once per process: CUDA, then Apple's MPS, then the CPU.
 
 ``VAEBOOK_THREADS`` sets the CPU thread count, here and nowhere else (:func:`threads`): torch's,
-and that of the BLAS libraries numpy and scipy use (scikit-learn's classifiers run on them); it is
-applied when vaelib is imported. Unset, a process takes its share of the cores: all of them when
-it runs alone (the book build, a reader), one each when pytest-xdist runs several side by side,
-because on a busy 2-core machine two torch threads per process were measured 5-30x slower than one.
+and that of the BLAS libraries numpy and scipy use (scikit-learn's classifiers run on them). It is
+applied explicitly, never by importing vaelib: by :func:`apply_threads`, which every chapter calls
+through :func:`vaelib.book.header` and the tests' ``conftest.py`` once per process. Unset, a process
+takes its share of the cores: all of them when it runs alone (the book build, a reader), one each
+when pytest-xdist runs several side by side, because on a busy 2-core machine two torch threads per
+process were measured 5-30x slower than one.
+
+Seeds are ints in ``[0, 2**63-1]`` (:func:`check_seed`): the range every generator the book uses
+accepts (``torch.Generator.manual_seed`` takes ``[-2**63, 2**64-1]``, remapping negative seeds,
+NumPy's ``default_rng`` any int >= 0).
+
+The budget's consequences for the chapters (how long one takes, which data set it trains on) are
+the book's, in :mod:`vaelib.book`; the loaders in :mod:`vaelib.data` read no budget.
 """
 
 from __future__ import annotations
 
+import numbers
 import os
 from functools import lru_cache
 from typing import TypeVar
@@ -46,7 +56,8 @@ def budget() -> str:
 
 
 def threads() -> int:
-    """torch's intra-op CPU thread count for this process.
+    """The CPU thread count this process should use; :func:`apply_threads` applies it (reading it
+    changes nothing).
 
     ``VAEBOOK_THREADS`` when set (a positive int); otherwise this process's share of the cores:
     the usable cores divided by the number of pytest-xdist workers running beside it, at least 1,
@@ -66,7 +77,8 @@ def threads() -> int:
 def apply_threads() -> int:
     """Set torch's thread count, and the BLAS libraries' (numpy, scipy), to :func:`threads`; return it.
 
-    Done once when vaelib is imported. The BLAS limit uses ``threadpoolctl`` (installed with
+    Never done by importing vaelib: a chapter calls it through :func:`vaelib.book.header`, the tests'
+    ``conftest.py`` once per process, anything else explicitly. The BLAS limit uses ``threadpoolctl`` (installed with
     scikit-learn; skipped without it), after loading numpy's and scipy's BLAS so that it reaches
     both: an unlimited BLAS pool beside another process was measured 12x slower on 2 cores (the
     digit judge of chapter 08: 34 s against 2.8 s with one thread).
@@ -100,61 +112,52 @@ def device() -> torch.device:
     return torch.device("cpu")
 
 
+#: The largest seed: seeds are ints in ``[0, SEED_MAX]`` (see :func:`check_seed`).
+SEED_MAX = 2**63 - 1
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """``seed`` as a Python int, or an error naming ``name``: ``TypeError`` for anything but an int
+    (a NumPy integer counts; a bool or a float does not), ``ValueError`` outside ``[0, 2**63-1]``.
+
+    That range is what every generator the book seeds accepts as it is: ``torch.Generator.manual_seed``
+    would silently remap a negative seed (-1 to 2**64-2) and refuses 2**64; NumPy refuses any negative seed.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{name} must be an int; got {type(seed).__name__} {seed!r}")
+    seed = int(seed)
+    if not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"{name} must be in [0, 2**63-1] (= [0, {SEED_MAX}]); got {seed}")
+    return seed
+
+
 def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's generators (all devices)."""
+    """Seed Python's, NumPy's and torch's generators (all devices) with ``seed``, an int in ``[0, 2**63-1]``."""
     import random
 
     import numpy as np
 
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int; got {type(seed).__name__}")
+    seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
 def describe() -> str:
-    """One line for the top of every chapter: budget, device, torch version."""
+    """One line for the top of every chapter: budget, device, torch version and the thread count in
+    effect (torch's: :func:`apply_threads` sets it, so call that first, as :func:`vaelib.book.header` does)."""
     dev = device()
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type
     return f"budget={budget()}  device={name}  torch={torch.__version__}  threads={torch.get_num_threads()}"
 
 
-# Seconds each training chapter took at the default budget: `make book` from a fresh clone on 2 quiet
-# CPU cores, torch 2.13.0 (README, "Budgets"). Re-measure when a chapter's work changes.
-MEASURED_SECONDS = {"06": 111, "07": 110, "08": 82, "09": 509, "10": 92}
-
-
-def expected_time(chapter: str) -> str:
-    """One line for the top of a training chapter: what its budget is expected to take here.
-
-    From :data:`MEASURED_SECONDS` where the figure was measured (the default budget on a CPU);
-    says so where it was not, and warns when the ``full`` budget is about to run on a CPU.
-    """
-    if chapter not in MEASURED_SECONDS:
-        raise ValueError(f"chapter must be one of {sorted(MEASURED_SECONDS)}; got {chapter!r}")
-    b, dev = budget(), device()
-    if b == "smoke":
-        return "expected time: seconds (the smoke budget only checks that the code runs)"
-    if b == "default":
-        s = MEASURED_SECONDS[chapter]
-        took = f"{s} s" if s < 120 else f"{s / 60:.0f} minutes"
-        where = "" if dev.type == "cpu" else f"; not measured on {dev.type}, where it should take less"
-        return f"expected time: about {took} (measured on 2 CPU cores at the default budget{where})"
-    if dev.type == "cpu":
-        return ("WARNING: the full budget is meant for a GPU and has not been timed; on this CPU it will take "
-                "many hours. Set VAEBOOK_BUDGET=default for real results in minutes.")
-    return f"expected time: not measured for the full budget on {dev.type} yet (paper-scale training)"
-
-
 def check_settings() -> str | None:
-    """Print :func:`describe`'s line and return None, or return the one-line error for a bad setting
-    (``make book`` runs this first: ``sys.exit(config.check_settings())``)."""
+    """Print :func:`describe`'s line and return None, or return the one-line error for a bad setting,
+    ``VAEBOOK_BUDGET`` or ``VAEBOOK_THREADS`` (``make book`` runs this first:
+    ``sys.exit(config.check_settings())``)."""
     try:
+        threads()
         print(describe())
     except ValueError as err:
         return f"error: {err}"
     return None
-
-
-apply_threads()

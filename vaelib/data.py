@@ -6,7 +6,10 @@
 
 Every loader returns an :class:`ImageData`. Images are flattened to ``(N, D)`` for the MLP
 models; ``ImageData.shape`` keeps the image shape ``(C, H, W)`` for the convolutional ones and
-for plots. Pixel values are in ``[0, 1]``.
+for plots. Pixel values are in ``[0, 1]``; labels are int64, whatever integer type they came in.
+
+The loaders read no budget: which data set a chapter trains on at which budget is the book's
+choice (:func:`vaelib.book.load_for_budget`).
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ import os
 import struct
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .config import check_seed
 
 __all__ = [
     "ImageData",
@@ -35,15 +41,16 @@ __all__ = [
     "read_idx",
     "mnist",
     "fashion_mnist",
-    "load_for_budget",
 ]
 
 
 @dataclass(frozen=True)
 class ImageData:
-    """Images ``x`` of shape ``(N, D)`` with values in [0, 1] and labels ``y``.
+    """Images ``x`` of shape ``(N, D)`` with values in [0, 1] and labels ``y``, at least one row.
 
-    ``y`` is ``(N,)`` class labels or ``(N, K)`` integer factor labels. With ``binarize`` set,
+    ``y`` is ``(N,)`` class labels or ``(N, K)`` factor labels, of any integer dtype (IDX files store
+    uint8); they are stored as int64, so every user of ``y`` sees int64. A floating-point ``y`` is
+    refused (4.7 would become 4 without a word), and so is data with no rows. With ``binarize`` set,
     :meth:`batch` returns a fresh Bernoulli sample of the pixels each time it is called
     (dynamic binarisation), so that a Bernoulli likelihood is the likelihood of binary data.
     """
@@ -63,10 +70,19 @@ class ImageData:
             raise TypeError(f"binarize must be True or False; got {self.binarize!r} ({type(self.binarize).__name__})")
         if self.x.ndim != 2:
             raise ValueError(f"ImageData.x must be (N, D); got shape {tuple(self.x.shape)}")
+        if self.x.shape[0] == 0:
+            raise ValueError(f"ImageData needs at least one row; got x of shape {tuple(self.x.shape)} (no images)")
+        if self.y.dtype.is_floating_point or self.y.dtype.is_complex or self.y.dtype == torch.bool:
+            raise TypeError(f"ImageData.y must hold integer labels (any integer dtype); got dtype {self.y.dtype}")
+        if self.y.ndim not in (1, 2):
+            raise ValueError(f"ImageData.y must be (N,) class labels or (N, K) factor labels; "
+                             f"got shape {tuple(self.y.shape)}")
         if self.y.shape[0] != self.x.shape[0]:
             raise ValueError(f"x has {self.x.shape[0]} rows but y has {self.y.shape[0]}")
         if int(np.prod(self.shape)) != self.x.shape[1]:
             raise ValueError(f"image shape {self.shape} does not hold D={self.x.shape[1]} values")
+        if self.y.dtype != torch.int64:
+            object.__setattr__(self, "y", self.y.to(torch.int64))  # frozen: set once, here
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -87,12 +103,16 @@ class ImageData:
         return x, self.y[idx]
 
     def binarized_once(self, seed: int = 0) -> ImageData:
-        """A fixed binary sample of the pixels (the usual way to binarise a test set)."""
-        gen = torch.Generator(device=self.x.device).manual_seed(seed)
+        """A fixed binary sample of the pixels (the usual way to binarise a test set); ``seed`` in ``[0, 2**63-1]``."""
+        gen = torch.Generator(device=self.x.device).manual_seed(check_seed(seed))
         return replace(self, x=torch.bernoulli(self.x, generator=gen), binarize=False)
 
     def subset(self, n: int) -> ImageData:
-        """The first ``n`` rows."""
+        """The first ``n`` rows (all of them when there are fewer: a budget may ask for more than a
+        small data set holds). ``n`` must be a positive int: ``subset(0)`` would hold no rows, and a
+        negative ``n`` would drop rows from the end."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"subset(n): n must be a positive int (ImageData needs at least one row); got {n!r}")
         return replace(self, x=self.x[:n], y=self.y[:n])
 
     def images(self) -> torch.Tensor:
@@ -202,10 +222,11 @@ def dsprites(n: int, resolution: int = 64, seed: int = 0) -> ImageData:
 
     ``y`` holds the integer factor labels ``(n, 5)`` in the order of :data:`DSPRITES_FACTORS`.
     With ``n`` equal to the grid size (737,280) and ``resolution=64`` this is the full data set.
+    ``seed`` is an int in ``[0, 2**63-1]``.
     """
-    if not isinstance(n, int) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int; got {n!r}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     factors = np.stack([rng.integers(0, s, size=n) for s in DSPRITES_FACTORS.values()], axis=1)
     x = render_dsprites(factors, resolution)
     return ImageData(x, torch.as_tensor(factors), (1, resolution, resolution))
@@ -276,23 +297,57 @@ MNIST_FILES = {
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+_GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
+
+
+def _gzip_error(path: Path, err: Exception) -> ValueError:
+    """What is wrong with a ``.gz`` file that would not decompress, naming it."""
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    if head != b"\x1f\x8b":
+        return ValueError(f"{path} is not gzip data, though its name ends in .gz (it starts with 0x{head.hex()}, "
+                          f"not the gzip magic 0x1f8b)")
+    if isinstance(err, EOFError):
+        return ValueError(f"{path} is a truncated gzip file: the compressed stream ends early ({err})")
+    return ValueError(f"{path} is a corrupted gzip file: it does not decompress ({err})")
+
+
 def read_idx(path) -> np.ndarray:
-    """Parse an IDX file (the MNIST format), gzipped or not, into a NumPy array."""
+    """Parse an IDX file (the MNIST format), gzipped (a ``.gz`` name) or not, into a NumPy array.
+
+    A damaged file raises ``ValueError`` naming the file and what is wrong with it: not gzip data
+    or a truncated gzip stream, a header shorter than it says, a wrong magic number, an unknown data
+    type, or a body of the wrong size. A missing file raises ``FileNotFoundError``.
+    """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        raw = fh.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise ValueError(f"{path} is not an IDX file (bad magic number)")
+    if path.suffix == ".gz":
+        try:
+            with gzip.open(path, "rb") as fh:
+                raw = fh.read()
+        except _GZIP_ERRORS as err:
+            raise _gzip_error(path, err) from err
+    else:
+        raw = path.read_bytes()
+    if len(raw) < 4:
+        raise ValueError(f"{path}: short header: the file holds {len(raw)} bytes, an IDX header needs at least 4")
+    if raw[0] != 0 or raw[1] != 0:
+        hint = "; it looks gzip-compressed: give it a .gz name" if raw[:2] == b"\x1f\x8b" else ""
+        raise ValueError(f"{path} is not an IDX file: wrong magic number 0x{raw[:4].hex()} (an IDX file starts "
+                         f"with two zero bytes){hint}")
     code, ndim = raw[2], raw[3]
     if code not in _IDX_DTYPES:
-        raise ValueError(f"{path}: unknown IDX data type 0x{code:02x}")
+        raise ValueError(f"{path}: unknown IDX data type 0x{code:02x} in the magic number 0x{raw[:4].hex()}")
+    if len(raw) < 4 + 4 * ndim:
+        raise ValueError(f"{path}: short header: {ndim} dimensions need {4 + 4 * ndim} header bytes, the file "
+                         f"holds {len(raw)}")
     dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     dtype = np.dtype(_IDX_DTYPES[code])
     body = raw[4 + 4 * ndim :]
     expected = int(np.prod(dims)) * dtype.itemsize
     if len(body) != expected:
-        raise ValueError(f"{path}: header promises {expected} bytes of data, file has {len(body)}")
+        what = "truncated" if len(body) < expected else "too long"
+        raise ValueError(f"{path}: size mismatch ({what}): the header promises {expected} bytes of data "
+                         f"(shape {dims}, {dtype.itemsize}-byte {dtype.name}), the file has {len(body)}")
     return np.frombuffer(body, dtype=dtype).reshape(dims)
 
 
@@ -306,17 +361,29 @@ def _md5(path: Path) -> str:
 
 def _content_md5(path: Path) -> str:
     """MD5 of a gzipped file's *content*: the same whoever compressed it (Debian's package
-    recompresses Fashion-MNIST, so its .gz bytes differ from the original server's)."""
+    recompresses Fashion-MNIST, so its .gz bytes differ from the original server's). A file that
+    does not decompress raises ``ValueError`` naming it."""
     h = hashlib.md5()
-    with gzip.open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
+    try:
+        with gzip.open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    except _GZIP_ERRORS as err:
+        raise _gzip_error(path, err) from err
     return h.hexdigest()
+
+
+def _digest_or_none(digest, path: Path) -> str | None:
+    """``digest(path)``, or None for a file that does not decompress (a damaged download or cache)."""
+    try:
+        return digest(path)
+    except ValueError:
+        return None
 
 
 def _fetch(url: str, dest: Path, md5: str, timeout: float, offline_hint: str = "", digest=_md5,
            what: str = "MNIST") -> None:
-    if dest.exists() and digest(dest) == md5:
+    if dest.exists() and _digest_or_none(digest, dest) == md5:  # a damaged cached file is fetched again
         return
     tmp = dest.with_suffix(dest.suffix + ".part")
     try:
@@ -329,10 +396,11 @@ def _fetch(url: str, dest: Path, md5: str, timeout: float, offline_hint: str = "
             f"could not download {url} ({err}). {what} needs internet access; offline, use the "
             f"embedded digits instead{offline_hint}"
         ) from err
-    got = digest(tmp)
+    got = _digest_or_none(digest, tmp)
     if got != md5:
         tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"checksum mismatch for {url}: expected md5 {md5}, got {got}")
+        raise RuntimeError(f"checksum mismatch for {url}: expected md5 {md5}, got "
+                           f"{got or 'a file that does not decompress'}")
     os.replace(tmp, dest)
 
 
@@ -370,7 +438,7 @@ def mnist(
         _fetch(base_url.rstrip("/") + "/" + name, root / name, checksums[name], timeout,
                offline_hint=f": vaelib.data.load_digits({split!r}, binarize={binarize})")
         arrays.append(read_idx(root / name))
-    return _idx_images(*arrays, binarize, "MNIST")
+    return _idx_images(*arrays, binarize, [root / name for name in names])
 
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
@@ -384,9 +452,19 @@ FASHION_MNIST_FILES = {
 }
 
 
-def _idx_images(images: np.ndarray, labels: np.ndarray, binarize: bool, what: str) -> ImageData:
-    if images.ndim != 3 or labels.shape[0] != images.shape[0]:
-        raise ValueError(f"{what} files disagree: images {images.shape}, labels {labels.shape}")
+def _idx_images(images: np.ndarray, labels: np.ndarray, binarize: bool, paths) -> ImageData:
+    """An :class:`ImageData` from an images and a labels IDX array; errors name the file (``paths``)."""
+    images_path, labels_path = paths
+    if images.dtype != np.uint8 or images.ndim != 3:
+        raise ValueError(f"{images_path} must hold (N, H, W) uint8 images; got {images.dtype} of shape {images.shape}")
+    if not np.issubdtype(labels.dtype, np.integer) or labels.ndim != 1:
+        raise ValueError(f"{labels_path} must hold (N,) integer class labels; got {labels.dtype} of shape "
+                         f"{labels.shape}")
+    if len(images) == 0:
+        raise ValueError(f"{images_path} holds no images")
+    if labels.shape[0] != images.shape[0]:
+        raise ValueError(f"size mismatch: {images_path} holds {images.shape[0]} images, {labels_path} "
+                         f"{labels.shape[0]} labels")
     x = torch.as_tensor(images.reshape(images.shape[0], -1).astype(np.float32) / 255.0)
     h, w = images.shape[1:]
     return ImageData(x, torch.as_tensor(labels.astype(np.int64)), (1, h, w), binarize)
@@ -412,7 +490,7 @@ def fashion_mnist(
     :func:`load_digits`.
     """
     checksums = FASHION_MNIST_FILES if checksums is None else checksums
-    arrays = []
+    arrays, paths = [], []
     for name in _idx_file_names(split, checksums):
         path = Path(system_dir) / name if system_dir is not None else None
         if path is not None and path.is_file():
@@ -428,28 +506,6 @@ def fashion_mnist(
                                 f"vaelib.data.load_digits({split!r}, binarize={binarize})",
                    digest=_content_md5, what="Fashion-MNIST")
         arrays.append(read_idx(path))
-    return _idx_images(*arrays, binarize, "Fashion-MNIST")
+        paths.append(path)
+    return _idx_images(*arrays, binarize, paths)
 
-
-def load_for_budget(split: str, binarize: bool = False, root="data/mnist",
-                    fashion_root="data/fashion-mnist") -> tuple[ImageData, str]:
-    """The images the training chapters use. At the ``full`` budget: MNIST when it can be
-    downloaded (into ``root``), else Fashion-MNIST (Debian's package, or a download into
-    ``fashion_root``), else scikit-learn's 8x8 digits; at the other budgets the digits
-    (:func:`load_digits`).
-
-    Returns ``(data, name)`` with ``name`` ``"MNIST"``, ``"Fashion-MNIST"`` or ``"digits"``, so a
-    chapter can say which one produced its numbers; each fallback is printed with its reason.
-    """
-    from . import config
-
-    if config.budget() == "full":
-        try:
-            return mnist(root, split, binarize=binarize), "MNIST"
-        except RuntimeError as err:  # offline: say so and fall back
-            print("MNIST is not available, trying Fashion-MNIST:", err)
-        try:
-            return fashion_mnist(fashion_root, split, binarize=binarize), "Fashion-MNIST"
-        except RuntimeError as err:
-            print("Fashion-MNIST is not available, using the 8x8 digits instead:", err)
-    return load_digits(split, binarize=binarize), "digits"

@@ -8,11 +8,15 @@ All three share one small interface:
   ``(B,)``, summed over the data dimensions: Bernoulli (logits) or Gaussian,
 * ``forward(x, eps=None)`` -> :class:`Output` (the decoded distribution, ``mu``, ``logvar``, ``z``);
   ``eps`` is the standard normal noise of the reparameterisation ``(B, latent_dim)``, drawn from
-  the global generator when omitted (:func:`vaelib.train.fit_many` passes it, drawn per model).
+  the global generator when omitted (:func:`vaelib.train.fit` passes it, drawn from its own generator),
+* ``terms(x, y=None, eps=None)`` -> ``(px, kl)``: what every training objective is built from, the
+  decoded distribution for one reparameterised z and the model's own KL term, ``(B,)`` nats.
 
-Every model records its constructor arguments in ``config`` so that a checkpoint can refuse a
-model of another configuration. Inputs are flattened images ``(B, D)``; the convolutional
-architecture reshapes to ``x_shape`` internally.
+Each model declares what it is, so that nothing else in vaelib needs to ask its class:
+``likelihood`` (``"bernoulli"`` or ``"gaussian"``), ``has_posterior`` (the ``AE`` has none, and so no
+KL), ``needs_labels`` (the ``CVAE``). Every model records its constructor arguments in ``config``,
+so that models trained together can be checked to share one architecture. Inputs are flattened
+images ``(B, D)``; the convolutional architecture reshapes to ``x_shape`` internally.
 """
 
 from __future__ import annotations
@@ -24,7 +28,11 @@ import torch
 from torch import nn
 from torch.distributions import Bernoulli, Independent, Normal
 
-__all__ = ["Output", "make_encoder", "make_decoder", "AE", "VAE", "CVAE", "LIKELIHOODS", "ARCHS", "POSTERIORS"]
+from . import config
+from .objectives import kl_terms
+
+__all__ = ["Output", "make_encoder", "make_decoder", "AE", "VAE", "CVAE", "one_per_seed", "require_posterior",
+           "distribution", "DISTRIBUTION_PARAMS", "LIKELIHOODS", "ARCHS", "POSTERIORS"]
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 # The Gaussian decoder's smallest variance: standard deviation 0.01 of a pixel range [0, 1], so each
@@ -39,6 +47,19 @@ class Output(NamedTuple):
     mu: torch.Tensor | None  # (B, latent) posterior mean (None for the AE)
     logvar: torch.Tensor | None  # (B, latent) posterior log-variance (None for the AE)
     z: torch.Tensor  # (B, latent) the code fed to the decoder
+
+
+# The tensors that parameterise p(x|z), per likelihood: what a decoded distribution is made from.
+DISTRIBUTION_PARAMS = {"bernoulli": ("logits",), "gaussian": ("loc", "scale")}
+
+
+def distribution(likelihood: str, *params) -> torch.distributions.Distribution:
+    """p(x|z) from its parameters (:data:`DISTRIBUTION_PARAMS`): ``log_prob(x)`` sums over the last dim."""
+    if likelihood == "bernoulli":
+        return Independent(Bernoulli(logits=params[0], validate_args=False), 1)
+    if likelihood == "gaussian":
+        return Independent(Normal(*params, validate_args=False), 1)
+    raise ValueError(f"likelihood must be one of {LIKELIHOODS}; got {likelihood!r}")
 
 
 def _check_choice(name, value, choices):
@@ -160,19 +181,29 @@ class _Base(nn.Module):
     def _px(self, params: torch.Tensor) -> torch.distributions.Distribution:
         """p(x|z) from decoder outputs ``(B, D)``; its ``log_prob`` sums over the D pixels."""
         if self.likelihood == "bernoulli":
-            return Independent(Bernoulli(logits=params, validate_args=False), 1)
+            return distribution("bernoulli", params)
         # floored: a learned variance that may go to 0 makes the likelihood of a pixel the decoder
         # predicts exactly (e.g. one that is 0 in every image) unbounded, and with it the ELBO
         # (Mattei & Frellsen, 2018)
         logvar = self.decoder_logvar.clamp(min=DECODER_MIN_LOGVAR)
         scale = torch.exp(0.5 * logvar).expand_as(params)
-        return Independent(Normal(params, scale), 1)
+        return distribution("gaussian", params, scale)
 
-    def prior(self, n: int, device=None):
-        """The standard normal prior's ``(mu, logvar)`` for ``n`` codes."""
-        device = device or next(self.parameters()).device
-        zeros = torch.zeros(n, self.latent_dim, device=device)
-        return zeros, zeros
+    def terms(self, x, y=None, eps=None, per_dim: bool = False):
+        """``(px, kl)``: p(x|z) for one reparameterised z = mu + sigma * eps, and KL(q(z|x) || p(z)) ``(B,)``.
+
+        The reconstruction term of the ELBO is ``px.log_prob(x)``. ``per_dim=True`` gives the KL of
+        every latent dimension, ``(B, latent_dim)``, unsummed. ``y`` is read only by a model with
+        ``needs_labels``. Unchecked (no host synchronisation): training validates its data once.
+        """
+        out = self(x, y, eps=eps) if self.needs_labels else self(x, eps=eps)
+        return out.px, self.kl(out, y, per_dim)
+
+    def kl(self, out: Output, y=None, per_dim: bool = False) -> torch.Tensor:
+        """KL(q(z|x) || p(z)) of a forward pass, closed form ({eq}`kl-standard`): ``(B,)``, or
+        ``(B, latent_dim)`` with ``per_dim``. Overridden by a model whose prior is not N(0, I)."""
+        terms = kl_terms(out.mu, out.logvar)
+        return terms if per_dim else terms.sum(-1)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Means of p(x|z) for ``n`` codes z ~ N(0, I): ``(n, D)``."""
@@ -182,6 +213,8 @@ class _Base(nn.Module):
 
 
 class VAE(_Base):
+    has_posterior, needs_labels = True, False
+
     """Variational autoencoder: q(z|x) = N(mu(x), diag exp(logvar(x))), p(z) = N(0, I).
 
     ``posterior="isotropic"`` restricts q to one variance per example, N(mu(x), s(x)^2 I): the
@@ -195,9 +228,7 @@ class VAE(_Base):
         super().__init__(x_shape, latent_dim, arch, hidden, likelihood)
         _check_choice("posterior", posterior, POSTERIORS)
         self.config = dict(x_shape=list(self.x_shape), latent_dim=latent_dim, arch=arch, hidden=hidden,
-                           likelihood=likelihood)
-        if posterior != "diagonal":  # recorded only when not the default, so older checkpoints still load
-            self.config["posterior"] = posterior
+                           likelihood=likelihood, posterior=posterior)
         self.posterior = posterior
         n_var = latent_dim if posterior == "diagonal" else 1
         self.encoder = make_encoder(arch, self.x_shape, 0, latent_dim + n_var, hidden)
@@ -228,7 +259,11 @@ class AE(_Base):
 
     ``input_noise > 0`` adds N(0, input_noise^2) noise to the code before decoding during
     training (the "noise on the decoder input" fix that the source text says is not enough).
+    It has no posterior q(z|x), so no KL: :meth:`terms` returns ``kl=None``, and anything that
+    needs a posterior (the ELBO, a KL) refuses an AE.
     """
+
+    has_posterior, needs_labels = False, False
 
     def __init__(self, x_shape, latent_dim, arch="mlp", hidden=256, likelihood="bernoulli", input_noise=0.0):
         super().__init__(x_shape, latent_dim, arch, hidden, likelihood)
@@ -255,6 +290,10 @@ class AE(_Base):
         z_in = z + self.input_noise * _noise(eps, z) if (self.training and self.input_noise) else z
         return Output(self.decode(z_in), None, None, z)
 
+    def kl(self, out=None, y=None, per_dim: bool = False):
+        """None: an AE has no posterior q(z|x), so there is no KL term (see :func:`require_posterior`)."""
+        return None
+
 
 class CVAE(_Base):
     """Conditional VAE on class labels ``y``.
@@ -263,7 +302,10 @@ class CVAE(_Base):
     see the label, and the prior p(z|y) = N(mu(y), diag exp(logvar(y))) is learned.
     ``prior="class_mean"`` is the source text's minimal change: an unconditional encoder and
     decoder, and a learned prior mean per class with unit variance, p(z|y) = N(mu^y, I).
+    Its KL term is to that prior, KL(q(z|x,y) || p(z|y)) ({eq}`kl-diag`).
     """
+
+    has_posterior, needs_labels = True, True
 
     def __init__(self, x_shape, latent_dim, n_classes, prior="conditional", arch="mlp", hidden=256,
                  likelihood="bernoulli"):
@@ -286,8 +328,9 @@ class CVAE(_Base):
             nn.init.normal_(self.class_means.weight, std=1.0)
 
     def _onehot(self, y):
-        if not isinstance(y, torch.Tensor) or y.dtype not in (torch.int64, torch.int32):
-            raise TypeError("y must be an integer tensor of class labels")
+        if not isinstance(y, torch.Tensor) or y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+            raise TypeError(f"y must be an integer tensor of class labels (any integer dtype); "
+                            f"got {getattr(y, 'dtype', type(y).__name__)}")
         if y.ndim != 1:
             raise ValueError(f"y must be (B,); got shape {tuple(y.shape)}")
         # inside vmap (fit_many) values cannot be read; fit_many checks the labels once, up front
@@ -302,12 +345,18 @@ class CVAE(_Base):
 
     def prior(self, y):
         """p(z|y) as ``(mu, logvar)``, each ``(B, latent_dim)``."""
+        self._onehot(y)  # checks the labels
         if self.prior_kind == "conditional":
-            self._onehot(y)
-            return self.prior_net(y).chunk(2, dim=-1)
-        self._onehot(y)
-        mu = self.class_means(y)
+            return self.prior_net(y.long()).chunk(2, dim=-1)
+        mu = self.class_means(y.long())
         return mu, torch.zeros_like(mu)
+
+    def kl(self, out: Output, y=None, per_dim: bool = False) -> torch.Tensor:
+        """KL(q(z|x,y) || p(z|y)), closed form ({eq}`kl-diag`): ``(B,)``, or ``(B, latent_dim)`` with ``per_dim``."""
+        if y is None:
+            raise ValueError("a CVAE's KL is to its prior p(z|y): pass the labels y")
+        terms = kl_terms(out.mu, out.logvar, *self.prior(y))
+        return terms if per_dim else terms.sum(-1)
 
     def encode(self, x, y):
         _check_x(x, self.x_dim, self)
@@ -330,3 +379,22 @@ class CVAE(_Base):
         mu, logvar = self.prior(y)
         eps = torch.randn(mu.shape, device=mu.device, generator=generator)
         return self.decode(mu + torch.exp(0.5 * logvar) * eps, y).mean
+
+
+def require_posterior(model, what: str) -> None:
+    """Raise ``TypeError`` when ``model`` has no posterior q(z|x) (an :class:`AE`) but ``what`` needs one."""
+    if not getattr(model, "has_posterior", False):
+        raise TypeError(f"{what} needs a model with a posterior q(z|x) (a VAE or CVAE); a "
+                        f"{type(model).__name__} has none (has_posterior is False)")
+
+
+def one_per_seed(make, seeds) -> list[nn.Module]:
+    """``[make() for each seed]``, each built right after :func:`vaelib.config.seed_everything` with its
+    seed, so seed s fixes model s's initialisation (the same in every arm that shares the seeds)."""
+    if not callable(make):
+        raise TypeError(f"make must be a function that builds a model; got {type(make).__name__}")
+    out = []
+    for s in seeds:
+        config.seed_everything(s)
+        out.append(make())
+    return out

@@ -7,13 +7,16 @@ average is the (1/M)-scaled minibatch estimate of the per-example mean of the da
 always scaled alike.
 
 A training objective (:class:`Objective`) turns the batch means of the two ELBO terms into
-``(loss, metrics)``, the scalar to minimise and a dict of scalar tensors to log; this split is
-what lets :func:`vaelib.train.fit_many` train K models with different objectives as one batched
-computation. Called as ``objective(model, x, y, step)`` it computes the terms on a batch first.
+``(loss, metrics)``, the scalar to minimise and a dict of scalar tensors to log. Its
+hyperparameters are numbers for one model, or ``(K,)`` tensors for K models trained together
+(:meth:`Objective.stack`): the same ``loss`` then serves one model and K, broadcasting over K.
+Called as ``objective(model, x, y, step)`` it computes the terms on a batch first. The terms
+themselves are the model's: ``model.terms(x, y, eps)`` (:mod:`vaelib.models`).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 from typing import NamedTuple
@@ -24,9 +27,8 @@ __all__ = [
     "gaussian_kl",
     "ELBOTerms",
     "elbo",
+    "kl_terms",
     "check_targets",
-    "decoded_and_kl",
-    "per_example_terms",
     "Objective",
     "Reconstruction",
     "BetaELBO",
@@ -84,6 +86,11 @@ def gaussian_kl(mu, logvar, prior_mu=0.0, prior_logvar=0.0, check: bool = True) 
     return _kl_terms(mu, logvar, prior_mu, prior_logvar).sum(dim=-1)
 
 
+def kl_terms(mu, logvar, prior_mu=0.0, prior_logvar=0.0):
+    """The summands of :func:`gaussian_kl`, one per latent dimension, ``(..., d)``, unchecked."""
+    return _kl_terms(mu, logvar, prior_mu, prior_logvar)
+
+
 def _kl_terms(mu, logvar, prior_mu, prior_logvar):
     if isinstance(prior_mu, float) and isinstance(prior_logvar, float) and prior_mu == 0.0 and prior_logvar == 0.0:
         return 0.5 * (mu**2 + torch.exp(logvar) - logvar - 1.0)
@@ -116,61 +123,22 @@ def check_targets(model, x: torch.Tensor) -> None:
 def elbo(model, x, y=None, check: bool = True, eps=None) -> ELBOTerms:
     """The ELBO {eq}`elbo-kl-form` = E_q[log p(x|z)] - KL(q(z|x) || p(z)), per example.
 
-    One reparameterised sample of z estimates the reconstruction term; the KL is closed-form
-    ({eq}`kl-diag`), to the model's prior (N(0, I), or p(z|y) for a :class:`~vaelib.models.CVAE`).
+    One reparameterised sample of z estimates the reconstruction term; the KL is the model's own,
+    closed form ({eq}`kl-diag`: to N(0, I), or to p(z|y) for a :class:`~vaelib.models.CVAE`).
     ``x`` is ``(B, D)``; ``eps`` ``(B, latent_dim)`` is the reparameterisation noise (drawn from the
     global generator when omitted). Returns :class:`ELBOTerms` of ``(B,)`` tensors, in nats.
+    A model without a posterior (an AE) has no ELBO: ``TypeError``.
     """
+    if not getattr(model, "has_posterior", False):
+        raise TypeError(f"the ELBO needs a model with a posterior q(z|x) (a VAE or CVAE); a {type(model).__name__} "
+                        f"has none (has_posterior is False)")
     if check:
         check_targets(model, x)
-    if y is None:
-        out = _forward(model, x, eps=eps)
-        kl = gaussian_kl(out.mu, out.logvar, check=check)
-    else:
-        out = _forward(model, x, y, eps=eps)
-        prior_mu, prior_logvar = model.prior(y)
-        kl = gaussian_kl(out.mu, out.logvar, prior_mu, prior_logvar, check=check)
-    rec = out.px.log_prob(x)
+    px, kl = model.terms(x, y, eps=eps)
+    if check and not torch.isfinite(kl).all():
+        raise ValueError("the KL term is NaN or infinite: the encoder returned non-finite mu or logvar")
+    rec = px.log_prob(x)
     return ELBOTerms(rec - kl, rec, kl)
-
-
-def _forward(model, *inputs, eps=None):
-    """``model(*inputs)``, with the noise ``eps`` passed only when given: a model whose forward takes
-    no ``eps`` (a reader's own encoder, chapter 05's toy) still works with the objectives."""
-    return model(*inputs) if eps is None else model(*inputs, eps=eps)
-
-
-def _needs_labels(model):
-    return model.__class__.__name__ == "CVAE"
-
-
-def decoded_and_kl(model, x, y=None, eps=None, per_dim: bool = False):
-    """``(px, kl)``: the decoded distribution p(x|z) for one reparameterised z, and KL ``(B,)`` nats.
-
-    What every training objective is built from (``rec = px.log_prob(x)``). ``y`` is used only
-    by a CVAE; the deterministic ``AE`` has no posterior, and its KL is zero. ``per_dim=True``
-    returns the KL of every latent dimension, ``(B, latent_dim)``, unsummed (for
-    :class:`FreeBitsELBO`). Unchecked (no host synchronisation): the caller validates the data once.
-    """
-    if model.__class__.__name__ == "AE":
-        px = _forward(model, x, eps=eps).px
-        return px, x.new_zeros(x.shape[:-1] + ((model.latent_dim,) if per_dim else ()))
-    if _needs_labels(model):
-        out = _forward(model, x, y, eps=eps)
-        prior = model.prior(y)
-    else:
-        out = _forward(model, x, eps=eps)
-        prior = (0.0, 0.0)
-    if per_dim:
-        return out.px, _kl_terms(out.mu, out.logvar, *prior)
-    return out.px, gaussian_kl(out.mu, out.logvar, *prior, check=False)
-
-
-def per_example_terms(model, x, y=None, eps=None, per_dim: bool = False):
-    """``(rec, kl)``: the one-sample E_q[log p(x|z)] ``(B,)`` and the closed-form KL, ``(B,)``
-    nats, or ``(B, latent_dim)`` with ``per_dim=True`` (see :func:`decoded_and_kl`)."""
-    px, kl = decoded_and_kl(model, x, y, eps, per_dim)
-    return px.log_prob(x), kl
 
 
 def _check_number(name, value, minimum, strict=False):
@@ -184,66 +152,98 @@ def _check_number(name, value, minimum, strict=False):
 class Objective:
     """A training objective: ``loss(rec, kl, step)`` from the batch means of the two ELBO terms.
 
-    ``rec`` and ``kl`` are 0-d tensors (batch means of :func:`per_example_terms`); ``loss`` returns
-    ``(loss, metrics)``, the scalar to minimise and a dict of 0-d tensors to log. ``train=False``
-    (evaluation) leaves any state of the objective (a dual variable) untouched.
-    Calling the objective, ``objective(model, x, y, step)``, computes the terms on a batch first.
-    An objective with ``kl_per_dimension = True`` receives ``kl`` as the batch means of the KL of
-    every latent dimension, ``(latent_dim,)`` (``(K, latent_dim)`` in ``loss_many``), unsummed.
+    ``rec`` is the batch mean of log p(x|z) and ``kl`` that of the model's KL term, 0-d tensors for
+    one model or ``(K,)`` for K models trained together (:meth:`stack`); ``loss`` returns ``(loss,
+    metrics)``, the loss to minimise and a dict of tensors of the same shape to log. ``train=False``
+    (evaluation) leaves any state of the objective (a dual variable) untouched. An objective with
+    ``kl_per_dimension = True`` receives ``kl`` as the batch means of the KL of every latent
+    dimension, ``(latent_dim,)`` (``(K, latent_dim)`` for K models), unsummed; one with
+    ``needs_kl = False`` (:class:`Reconstruction`) also trains a model without a posterior (an AE).
+    ``hyperparameters`` names the numbers that define the objective; :meth:`stack` makes each a
+    ``(K,)`` tensor. Calling the objective, ``objective(model, x, y, step)``, computes the terms first.
     """
 
     kl_per_dimension = False
+    needs_kl = True
+    hyperparameters: tuple[str, ...] = ()
 
     def loss(self, rec, kl, step: int, train: bool = True):
         raise NotImplementedError
 
+    def check_model(self, model) -> None:
+        """Raise ``TypeError`` when ``model`` cannot be trained with this objective (an AE has no KL)."""
+        if self.needs_kl and not getattr(model, "has_posterior", False):
+            raise TypeError(f"{type(self).__name__} needs the KL of a posterior q(z|x); a {type(model).__name__} has "
+                            f"no posterior (has_posterior is False): train it with Reconstruction()")
+
+    def value(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        """Hyperparameter ``name`` as a tensor of ``like``'s dtype and device: 0-d, or ``(K,)`` when stacked.
+        Schedules are computed in float64 first (:meth:`schedule`), as Python floats would be."""
+        cache = self.__dict__.setdefault("_values", {})
+        key = (name, like.dtype, like.device)
+        if key not in cache:
+            cache[key] = self.schedule(name).to(dtype=like.dtype, device=like.device)
+        return cache[key]
+
+    def schedule(self, name: str, step=None) -> torch.Tensor:
+        """Hyperparameter ``name`` as a float64 CPU tensor (0-d, or ``(K,)`` when stacked)."""
+        return torch.as_tensor(getattr(self, name), dtype=torch.float64)
+
     @classmethod
-    def loss_many(cls, objectives, rec, kl, step: int, train: bool = True):
-        """``loss`` for K models at once: ``rec`` and ``kl`` are ``(K,)``; returns ``(K,)`` losses and
-        a dict of ``(K,)`` metrics. This default calls each objective; subclasses may vectorise."""
-        outs = [o.loss(rec[i], kl[i], step, train) for i, o in enumerate(objectives)]
-        losses = torch.stack([o[0] for o in outs])
-        metrics = {k: torch.stack([o[1][k] for o in outs]) for k in outs[0][1]}
-        return losses, metrics
+    def stack(cls, objectives) -> Objective:
+        """One objective for K models trained together: every hyperparameter becomes a ``(K,)`` tensor.
+
+        All K objectives must be of this one class; the result's ``loss`` on ``(K,)`` terms equals
+        the K members' losses on their own terms (tested for every objective).
+        """
+        objectives = list(objectives)
+        kinds = {type(o) for o in objectives}
+        if not objectives or kinds != {cls}:
+            raise ValueError(f"objectives trained together must all be {cls.__name__}; got "
+                             f"{sorted(k.__name__ for k in kinds) or 'none'}")
+        stacked = copy.copy(objectives[0])
+        stacked.__dict__.pop("_values", None)
+        for name in cls.hyperparameters:
+            setattr(stacked, name, torch.tensor([float(getattr(o, name)) for o in objectives], dtype=torch.float64))
+        return stacked
+
+    def write_back(self, objectives) -> None:
+        """After training a stacked objective, hand each member its share of the state (none by default)."""
 
     def __call__(self, model, x, y=None, step=0, eps=None):
-        rec, kl = per_example_terms(model, x, y, eps, per_dim=self.kl_per_dimension)
-        return self.loss(rec.mean(), kl.mean(0), step)
+        self.check_model(model)
+        px, kl = model.terms(x, y, eps=eps, per_dim=self.kl_per_dimension)
+        return self.loss(px.log_prob(x).mean(), None if kl is None else kl.mean(0), step)
 
 
 class Reconstruction(Objective):
     """Autoencoder loss: the negative log-likelihood -log p(x|z) of the code, batch mean."""
 
-    def loss(self, rec, kl, step, train=True):
-        return -rec, {"rec": rec}
+    needs_kl = False
 
-    @classmethod
-    def loss_many(cls, objectives, rec, kl, step, train=True):
+    def loss(self, rec, kl, step, train=True):
         return -rec, {"rec": rec}
 
 
 class BetaELBO(Objective):
     """Minimise -(E_q[log p(x|z)] - beta * KL), batch mean ({eq}`beta-vae`; beta = 1 is the ELBO)."""
 
+    hyperparameters = ("beta",)
+
     def __init__(self, beta: float = 1.0):
-        if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
-            raise TypeError(f"beta must be a number; got {type(beta).__name__}")
-        if not beta >= 0 or math.isinf(beta):
-            raise ValueError(f"beta must be a finite number >= 0; got {beta}")
+        _check_number("beta", beta, minimum=0.0)
         self.beta = float(beta)
 
     def loss(self, rec, kl, step, train=True):
-        return -(rec - self.beta * kl), {"elbo": rec - kl, "rec": rec, "kl": kl}
-
-    @classmethod
-    def loss_many(cls, objectives, rec, kl, step, train=True):
-        beta = rec.new_tensor([o.beta for o in objectives])
+        beta = self.value("beta", rec)
         return -(rec - beta * kl), {"elbo": rec - kl, "rec": rec, "kl": kl}
 
 
 class CapacityELBO(Objective):
     """Burgess et al. (2018): minimise -E_q[log p(x|z)] + gamma * |KL - C|, batch mean,
     with the capacity C growing linearly from 0 to ``c_max`` nats over ``anneal_steps`` steps."""
+
+    hyperparameters = ("gamma", "c_max", "anneal_steps")
 
     def __init__(self, gamma: float, c_max: float, anneal_steps: int):
         _check_number("gamma", gamma, minimum=0.0)
@@ -252,12 +252,14 @@ class CapacityELBO(Objective):
             raise ValueError(f"anneal_steps must be an int >= 1; got {anneal_steps!r}")
         self.gamma, self.c_max, self.anneal_steps = float(gamma), float(c_max), int(anneal_steps)
 
-    def capacity(self, step: int) -> float:
-        return self.c_max * min(1.0, step / self.anneal_steps)
+    def capacity(self, step: int) -> torch.Tensor:
+        """C(step) = c_max * min(1, step / anneal_steps), float64 (0-d, or (K,) when stacked)."""
+        return self.schedule("c_max") * torch.clamp(step / self.schedule("anneal_steps"), max=1.0)
 
     def loss(self, rec, kl, step, train=True):
-        c = self.capacity(step)
-        return -rec + self.gamma * (kl - c).abs(), {"elbo": rec - kl, "rec": rec, "kl": kl, "capacity": rec.new_tensor(c)}
+        c = self.capacity(step).to(dtype=rec.dtype, device=rec.device)
+        loss = -rec + self.value("gamma", rec) * (kl - c).abs()
+        return loss, {"elbo": rec - kl, "rec": rec, "kl": kl, "capacity": c}
 
 
 class ConstrainedELBO(Objective):
@@ -273,26 +275,35 @@ class ConstrainedELBO(Objective):
     slackness). The dual step is taken on every training batch, not in evaluation (``train=False``).
     """
 
+    hyperparameters = ("delta", "lr_beta", "beta")
+
     def __init__(self, delta: float, lr_beta: float = 0.01, beta0: float = 1.0):
         _check_number("delta", delta, minimum=0.0)
         _check_number("lr_beta", lr_beta, minimum=0.0, strict=True)
         _check_number("beta0", beta0, minimum=0.0)
         self.delta, self.lr_beta = float(delta), float(lr_beta)
-        self.beta = float(beta0)
+        self.beta = float(beta0)  # the starting value; the dual variable itself is _beta_t
         self._beta_t = None
 
     def loss(self, rec, kl, step, train=True):
         if self._beta_t is None or self._beta_t.device != kl.device or self._beta_t.dtype != kl.dtype:
-            self._beta_t = torch.tensor(self.current_beta, device=kl.device, dtype=kl.dtype)
-        beta = self._beta_t.clone()
-        loss = -(rec - beta * (kl - self.delta))
+            self._beta_t = self.value("beta", kl).clone()
+        beta, delta = self._beta_t.clone(), self.value("delta", kl)
+        loss = -(rec - beta * (kl - delta))
         if train:  # dual ascent, on the device, without a host sync
-            self._beta_t = torch.clamp(beta + self.lr_beta * (kl.detach() - self.delta), min=0.0)
+            self._beta_t = torch.clamp(beta + self.value("lr_beta", kl) * (kl.detach() - delta), min=0.0)
         return loss, {"elbo": rec - kl, "rec": rec, "kl": kl, "beta": beta}
 
     @property
-    def current_beta(self) -> float:
-        return float(self._beta_t) if self._beta_t is not None else self.beta
+    def current_beta(self):
+        """The dual variable now: a float (a list of K floats when stacked)."""
+        if self._beta_t is None:
+            return self.beta if isinstance(self.beta, float) else self.beta.tolist()
+        return self._beta_t.tolist()
+
+    def write_back(self, objectives) -> None:
+        for i, o in enumerate(objectives):
+            o._beta_t = None if self._beta_t is None else self._beta_t[i].clone()
 
 
 class WarmupELBO(Objective):
@@ -304,21 +315,19 @@ class WarmupELBO(Objective):
     the weight 0 and a loss without the KL; read ``elbo``, ``rec`` and ``kl`` there.
     """
 
+    hyperparameters = ("warmup_steps",)
+
     def __init__(self, warmup_steps: int):
         if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, numbers.Integral) or warmup_steps < 1:
             raise ValueError(f"warmup_steps must be an int >= 1; got {warmup_steps!r}")
         self.warmup_steps = int(warmup_steps)
 
-    def weight(self, step: int) -> float:
-        return min(1.0, step / self.warmup_steps)
+    def weight(self, step: int) -> torch.Tensor:
+        """min(1, step / warmup_steps), float64 (0-d, or (K,) when stacked)."""
+        return torch.clamp(step / self.schedule("warmup_steps"), max=1.0)
 
     def loss(self, rec, kl, step, train=True):
-        beta = self.weight(step)
-        return -(rec - beta * kl), {"elbo": rec - kl, "rec": rec, "kl": kl, "beta": rec.new_tensor(beta)}
-
-    @classmethod
-    def loss_many(cls, objectives, rec, kl, step, train=True):
-        beta = rec.new_tensor([o.weight(step) for o in objectives])
+        beta = self.weight(step).to(dtype=rec.dtype, device=rec.device)
         return -(rec - beta * kl), {"elbo": rec - kl, "rec": rec, "kl": kl, "beta": beta}
 
 
@@ -333,23 +342,16 @@ class FreeBitsELBO(Objective):
     """
 
     kl_per_dimension = True
+    hyperparameters = ("lam",)
 
     def __init__(self, lam: float):
         _check_number("lam", lam, minimum=0.0)
         self.lam = float(lam)
 
     def loss(self, rec, kl, step, train=True):
-        if kl.ndim != 1:
-            raise ValueError(f"FreeBitsELBO needs the KL of every latent dimension, shape (latent_dim,); "
+        if kl.ndim != rec.ndim + 1:
+            raise ValueError(f"FreeBitsELBO needs the KL of every latent dimension, shape {tuple(rec.shape) + ('L',)}; "
                              f"got shape {tuple(kl.shape)}")
         total = kl.sum(-1)
-        return -rec + torch.clamp(kl, min=self.lam).sum(-1), {"elbo": rec - total, "rec": rec, "kl": total}
-
-    @classmethod
-    def loss_many(cls, objectives, rec, kl, step, train=True):
-        if kl.ndim != 2:
-            raise ValueError(f"FreeBitsELBO needs the KL of every latent dimension, shape (K, latent_dim); "
-                             f"got shape {tuple(kl.shape)}")
-        lam = rec.new_tensor([o.lam for o in objectives]).unsqueeze(-1)
-        total = kl.sum(-1)
+        lam = self.value("lam", rec).unsqueeze(-1)
         return -rec + torch.maximum(kl, lam).sum(-1), {"elbo": rec - total, "rec": rec, "kl": total}

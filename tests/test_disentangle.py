@@ -1,82 +1,19 @@
+"""The disentanglement scores: MIG (against hand-computed and independent answers), its ceiling,
+the axis angles of the factors, and the beta-VAE metric."""
+
 import math
 
 import numpy as np
 import pytest
-import torch
 from scipy.stats import entropy
 
-from tests.linear_gaussian import LinearGaussian
-from vaelib.metrics import (
-    active_units,
+from vaelib.disentangle import (
     beta_vae_score,
-    iwae_log_likelihood,
-    kl_per_dimension,
+    factor_axis_angles,
     mig_ceiling,
     mig_per_factor,
     mutual_information_gap,
 )
-from vaelib.models import VAE
-
-
-@pytest.mark.parametrize("k", [1, 7, 300])
-def test_iwae_is_exact_when_the_posterior_is_exact(k):
-    model = LinearGaussian()
-    x = model.sample(20)
-    est = iwae_log_likelihood(model, x, k, max_rows=64)  # small chunks exercise the running logsumexp
-    # every importance weight equals p(x), so any k gives log p(x) up to float64 round-off
-    torch.testing.assert_close(est, model.log_evidence(x), rtol=0, atol=1e-10)
-
-
-def test_iwae_with_a_wrong_posterior_is_a_bound_that_tightens():
-    model = LinearGaussian(posterior_shift=0.8)
-    x = model.sample(50)
-    exact = model.log_evidence(x).mean()
-    g = torch.Generator().manual_seed(0)
-    gaps = [float(exact - iwae_log_likelihood(model, x, k, generator=g).mean()) for k in (1, 10, 1000)]
-    assert gaps[0] > 0.1  # the ELBO is strictly below log p(x) when q is wrong
-    assert gaps[0] > gaps[1] > gaps[2] > -0.01
-
-
-def test_iwae_rejects_bad_k_and_inputs():
-    model = LinearGaussian()
-    x = model.sample(3)
-    for bad in (0, -1):
-        with pytest.raises(ValueError, match="at least 1"):
-            iwae_log_likelihood(model, x, bad)
-    with pytest.raises(TypeError):
-        iwae_log_likelihood(model, x, 2.0)
-    with pytest.raises(ValueError, match="NaN"):
-        iwae_log_likelihood(model, x * float("nan"), 2)
-    vae = VAE((1, 8, 8), 2, hidden=8)
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        iwae_log_likelihood(vae, torch.full((2, 64), 3.0), 2)
-
-
-def test_iwae_runs_on_a_vae_with_large_k():
-    torch.manual_seed(0)
-    vae = VAE((1, 8, 8), 2, hidden=8)
-    x = torch.bernoulli(torch.full((4, 64), 0.5))
-    ll = iwae_log_likelihood(vae, x, 5000)
-    assert ll.shape == (4,) and torch.isfinite(ll).all()
-
-
-def test_active_units_and_kl_per_dimension():
-    torch.manual_seed(0)
-    vae = VAE((1, 8, 8), 3, hidden=8)
-    with torch.no_grad():  # make latent 2 ignore its input: its posterior mean is constant
-        last = vae.encoder[-1]
-        last.weight[2].zero_()
-        last.bias[2] = 0.3
-        last.weight[5].zero_()
-        last.bias[5] = 0.0
-    x = torch.rand(200, 64)
-    n, var = active_units(vae, x)
-    assert var.shape == (3,) and var[2] == 0.0 and n == int((var > 0.01).sum()) and n <= 2
-    kl = kl_per_dimension(vae, x)
-    # latent 2: N(0.3, 1) against N(0, 1) has KL 0.3^2 / 2 for every x
-    assert kl[2] == pytest.approx(0.045, abs=1e-6)
-    with pytest.raises(ValueError):
-        active_units(vae, x[:1])
 
 
 def _factors(n, rng):
@@ -286,8 +223,6 @@ def test_beta_vae_score_known_answers():
 
 
 def test_factor_axis_angles_recovers_a_known_rotation():
-    from vaelib.metrics import factor_axis_angles
-
     rng = np.random.default_rng(0)
     f = np.stack(np.meshgrid(np.arange(12), np.arange(12), indexing="ij"), -1).reshape(-1, 2)
     z = (f - f.mean(0)) / f.std(0) * [3.0, 1.0]  # factor 0 moves coordinate 0 three times as far
@@ -303,27 +238,3 @@ def test_factor_axis_angles_recovers_a_known_rotation():
     np.testing.assert_allclose(factor_axis_angles(z @ rot.T, f), [30.0, 30.0], atol=1e-9)
     with pytest.raises(ValueError, match="constant"):
         factor_axis_angles(z, np.column_stack([f[:, 0], np.zeros(len(f))]))
-
-
-class _FixedClassifier:
-    """predict_proba returns the rows it was given: the test decides what the judge says."""
-
-    classes_ = np.arange(10)
-
-    def predict_proba(self, x):
-        return np.asarray(x)
-
-
-def test_classifier_confidence_tells_confidence_from_diversity():
-    from vaelib.metrics import classifier_confidence
-
-    clf = _FixedClassifier()
-    one_digit = np.tile(np.eye(10)[1], (50, 1))  # fifty perfect "1"s
-    all_digits = np.tile(np.eye(10), (5, 1))  # five perfect copies of every digit
-    same = classifier_confidence(clf, one_digit)
-    every = classifier_confidence(clf, all_digits)
-    assert same["frac_confident"] == every["frac_confident"] == 1.0  # confidence cannot tell them apart
-    assert same["label_entropy"] == 0.0
-    assert every["label_entropy"] == pytest.approx(np.log(10), abs=1e-12)
-    two = classifier_confidence(clf, np.vstack([np.eye(10)[[0] * 30], np.eye(10)[[7] * 10]]))
-    assert two["label_entropy"] == pytest.approx(-(0.75 * np.log(0.75) + 0.25 * np.log(0.25)), abs=1e-12)
