@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 # --all: the budget is not a Sphinx input, so every page is rebuilt (and every chapter re-executed)
 BUILD_FLAGS = -W -n --keep-going --all
 
-.PHONY: setup settings lab book test lint unit fashion-mnist lock drift notebooks build-smoke book-checks browser-check colab-check colab-env mathjax pyodide chromium serve strip clean bench
+.PHONY: setup settings lab book test lint unit plant-bugs fashion-mnist lock drift notebooks build-smoke book-checks browser-check colab-check colab-env mathjax pyodide chromium serve strip clean bench
 
 setup: $(VENV)/.installed
 
@@ -67,10 +67,10 @@ serve:
 	@echo "Serving $(CURDIR)/_build/html at http://127.0.0.1:$(PORT)/ (Ctrl-C stops)"
 	$(PY) -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
 
-## make test: lint, unit tests, every notebook under nbval, the book build (smoke budget),
+## make test: lint, unit tests, the planted-bug audit, every notebook under nbval, the book build (smoke budget),
 ## then the reader's checks: every page in headless Chromium, every chapter in a Colab-like environment
 # (the Colab-like environment and Chromium are installed while the notebooks run: mostly waiting on the disk)
-test: setup lint unit
+test: setup lint unit plant-bugs
 	$(MAKE) --no-print-directory -j3 -O notebooks colab-env chromium
 	$(MAKE) --no-print-directory build-smoke
 	$(MAKE) --no-print-directory book-checks
@@ -82,6 +82,10 @@ lint: setup
 
 unit: setup fashion-mnist
 	$(VENV)/bin/pytest -q -n 2 tests
+
+## make plant-bugs: plant known bugs in a copy of vaelib, one at a time, and check that the tests catch each
+plant-bugs: setup
+	$(PY) tools/plant_bugs.py
 
 # Debian's dataset-fashion-mnist: the 28x28 images of the `full` budget without a download, and the
 # real files its tests read (skipped, not failed, where apt cannot install it)
@@ -149,6 +153,7 @@ strip: setup
 
 bench: setup
 	$(PY) bench/train_throughput.py
+	$(PY) bench/fit_many_throughput.py
 
 clean:
 	rm -rf _build

@@ -18,10 +18,10 @@ import time
 import torch
 
 from vaelib import config
+from vaelib.batched import fit_many
 from vaelib.data import dsprites, load_digits
 from vaelib.models import VAE
 from vaelib.objectives import BetaELBO
-from vaelib.batched import fit_many
 from vaelib.train import fit
 
 # name -> (data, latent, hidden, batch): the chapters' models (06-08 on digits, 09 on dSprites 32x32)

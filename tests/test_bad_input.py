@@ -15,7 +15,7 @@ from vaelib import disentangle, estimates
 from vaelib.data import load_digits
 from vaelib.models import AE, VAE
 from vaelib.objectives import BetaELBO, CapacityELBO, ConstrainedELBO, gaussian_kl
-from vaelib.train import fit, load_checkpoint, save_checkpoint
+from vaelib.train import fit
 
 DIGITS = load_digits("train").subset(64)
 
@@ -109,23 +109,35 @@ def test_fit_converts_float64_pixels_to_the_models_dtype():
     assert math.isfinite(hist["loss"][0])
 
 
-def test_checkpoints_keep_numpy_metadata_and_name_a_bad_file(tmp_path):
-    model = _vae()
-    path = tmp_path / "vae.pt"
-    save_checkpoint(model, path, score=np.float64(0.5), n=np.int64(3), curve=np.arange(3.0), note="x")
-    meta = load_checkpoint(_vae(), path)  # could not be loaded by vaelib itself before
-    assert meta == {"score": 0.5, "n": 3, "curve": [0.0, 1.0, 2.0], "note": "x"}
-    assert type(meta["score"]) is float and type(meta["n"]) is int
-    with pytest.raises(TypeError, match="checkpoint metadata 'obj'"):
-        save_checkpoint(model, path, obj=object())
-    path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(ValueError, match="not a readable vaelib checkpoint"):
-        load_checkpoint(_vae(), path)
-    path.write_bytes(b"not a checkpoint" * 8)
-    with pytest.raises(ValueError, match="not a readable vaelib checkpoint"):
-        load_checkpoint(_vae(), path)
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        load_checkpoint(_vae(), tmp_path / "missing.pt")
+def test_training_refuses_what_it_cannot_run_before_anything_runs():
+    # a model built on the meta device has shapes and no values: refused by name, not a copy error mid-way
+    with torch.device("meta"):
+        ghost = VAE((1, 8, 8), 2, hidden=8)
+    with pytest.raises(ValueError, match="meta device .* 'encoder.0.weight'"):
+        fit(ghost, DIGITS, BetaELBO(1.0), epochs=1, device="cpu")
+    for seed in (-1, 2**63, 2**64):  # torch would wrap -1 to 2**64 - 2 without a word
+        with pytest.raises(ValueError, match=r"seed must lie in \[0, 2\*\*63 - 1\]"):
+            fit(_vae(), DIGITS, BetaELBO(1.0), epochs=1, seed=seed)
+    with pytest.raises(TypeError, match="Reconstruction"):  # an AE has no KL for the ELBO to take
+        fit(AE((1, 8, 8), 2, hidden=8), DIGITS, BetaELBO(1.0), epochs=1)
+
+
+def test_class_labels_of_any_integer_dtype_train_a_cvae():
+    # IDX files store labels as uint8; a CVAE takes them as they come
+    from vaelib.data import ImageData
+    from vaelib.models import CVAE
+
+    d = load_digits("train", binarize=True).subset(64)
+    for dtype in (torch.uint8, torch.int16, torch.int32, torch.int64):
+        torch.manual_seed(0)
+        model = CVAE((1, 8, 8), 2, 10, hidden=8)
+        hist = fit(model, ImageData(d.x, d.y.to(dtype), d.shape, binarize=True), BetaELBO(1.0), epochs=1,
+                   batch_size=32)
+        assert math.isfinite(hist["loss"][0])
+        assert model.terms(d.x[:4], d.y[:4].to(dtype))[1].shape == (4,)
+    with pytest.raises(TypeError, match="integer tensor of class labels"):
+        CVAE((1, 8, 8), 2, 10, hidden=8).terms(d.x[:4], d.y[:4].float())
+
 
 
 # ---------------------------------------------------------------- metrics

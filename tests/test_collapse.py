@@ -15,7 +15,7 @@ from torch import nn
 from tests.test_fit_many import _check_contract, _digits
 from vaelib.estimates import _mixture_log_density, aggregate_log_ratio, aggregate_posterior
 from vaelib.models import VAE
-from vaelib.objectives import BetaELBO, FreeBitsELBO, WarmupELBO, per_example_terms
+from vaelib.objectives import BetaELBO, FreeBitsELBO, WarmupELBO
 from vaelib.train import fit_many
 
 
@@ -101,14 +101,14 @@ def test_aggregate_metrics_reject_bad_input():
 
 def test_warmup_weight_rises_linearly_to_one():
     obj = WarmupELBO(100)
-    assert [obj.weight(s) for s in (0, 25, 100, 1000)] == [0.0, 0.25, 1.0, 1.0]
+    assert [float(obj.weight(s)) for s in (0, 25, 100, 1000)] == [0.0, 0.25, 1.0, 1.0]
     rec, kl = torch.tensor(-50.0), torch.tensor(8.0)
     loss, metrics = obj.loss(rec, kl, step=50)
     assert float(loss) == pytest.approx(50.0 + 0.5 * 8.0)
     assert float(metrics["elbo"]) == -58.0  # the logged ELBO is the ELBO, whatever the weight
-    # vectorised form agrees with the one-model form
-    losses, _ = WarmupELBO.loss_many([WarmupELBO(100), WarmupELBO(200)], torch.tensor([-50.0, -50.0]),
-                                     torch.tensor([8.0, 8.0]), step=50)
+    # the stacked form (two models, two warm-up lengths) gives each its own weight
+    losses, _ = WarmupELBO.stack([WarmupELBO(100), WarmupELBO(200)]).loss(torch.tensor([-50.0, -50.0]),
+                                                                          torch.tensor([8.0, 8.0]), step=50)
     assert losses.tolist() == pytest.approx([54.0, 52.0])
     with pytest.raises(ValueError, match="warmup_steps"):
         WarmupELBO(0)
@@ -130,9 +130,9 @@ def test_free_bits_stops_the_gradient_below_lambda_only():
     a = FreeBitsELBO(0.0)(model, x, eps=eps)[0]
     b = BetaELBO(1.0)(model, x, eps=eps)[0]
     torch.testing.assert_close(a, b)
-    rec, kl_dims = per_example_terms(model, x, eps=eps, per_dim=True)
+    _, kl_dims = model.terms(x, eps=eps, per_dim=True)
     assert kl_dims.shape == (20, 3)
-    torch.testing.assert_close(kl_dims.sum(1), per_example_terms(model, x, eps=eps)[1])
+    torch.testing.assert_close(kl_dims.sum(1), model.terms(x, eps=eps)[1])
     with pytest.raises(ValueError, match="lam"):
         FreeBitsELBO(-0.1)
     with pytest.raises(ValueError, match="every latent dimension"):
@@ -157,15 +157,15 @@ def test_free_bits_keeps_units_open_that_the_elbo_closes():
     fit_many([plain], data, BetaELBO(1.0), seeds=[0], epochs=60, batch_size=50, lr=1e-2, device="cpu")
     fit_many([free], data, FreeBitsELBO(0.5), seeds=[0], epochs=60, batch_size=50, lr=1e-2, device="cpu")
     x = data.x
-    kl_plain = per_example_terms(plain, x, per_dim=True)[1].mean(0)
-    kl_free = per_example_terms(free, x, per_dim=True)[1].mean(0)
+    kl_plain = plain.terms(x, per_dim=True)[1].mean(0)
+    kl_free = free.terms(x, per_dim=True)[1].mean(0)
     assert int((kl_free > 0.3).sum()) > int((kl_plain > 0.3).sum())
     assert bool((kl_free > 0.3).all())
 
 
 def test_objectives_with_and_without_per_dimension_kl_do_not_mix():
     make = lambda: VAE((1, 8, 8), 3, hidden=16)  # noqa: E731
-    with pytest.raises(ValueError, match="separate calls"):
+    with pytest.raises(ValueError, match="must all be FreeBitsELBO"):
         fit_many([make(), make()], _digits(), [FreeBitsELBO(0.5), BetaELBO(1.0)], seeds=[0, 1], epochs=1,
                  device="cpu")
 

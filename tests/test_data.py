@@ -306,15 +306,15 @@ _GOOD = _idx_header(0x08, (2, 3)) + bytes(range(6))
     ("two.idx", b"\x00\x00", r"short header: the file holds 2 bytes"),
     ("dims.idx", _idx_header(0x08, (2, 3))[:9], r"short header: 2 dimensions need 12 header bytes, the file holds 9"),
     ("magic.idx", b"\x01\x02\x03\x04" + bytes(8), r"not an IDX file: wrong magic number 0x01020304"),
-    ("zipped.idx", gzip.compress(_GOOD), r"wrong magic number 0x1f8b.*looks gzip-compressed: give it a .gz name"),
+    ("zipped.idx", gzip.compress(_GOOD, mtime=0), r"wrong magic number 0x1f8b.*looks gzip-compressed: give it a .gz name"),
     ("code.idx", _idx_header(0x07, (2,)) + bytes(2), r"unknown IDX data type 0x07"),
     ("short.idx", _GOOD[:-1], r"size mismatch \(truncated\): the header promises 6 bytes .*the file has 5"),
     ("long.idx", _GOOD + b"\x00", r"size mismatch \(too long\): the header promises 6 bytes .*the file has 7"),
     ("plain.gz", _GOOD, r"is not gzip data, though its name ends in .gz \(it starts with 0x0000"),
-    ("cut.gz", gzip.compress(_GOOD)[:-6], r"is a truncated gzip file: the compressed stream ends early"),
-    ("crc.gz", gzip.compress(_GOOD)[:-8] + b"\xff" * 4 + gzip.compress(_GOOD)[-4:],
+    ("cut.gz", gzip.compress(_GOOD, mtime=0)[:-6], r"is a truncated gzip file: the compressed stream ends early"),
+    ("crc.gz", gzip.compress(_GOOD, mtime=0)[:-8] + b"\xff" * 4 + gzip.compress(_GOOD, mtime=0)[-4:],
      r"is a corrupted gzip file: it does not decompress \(CRC check failed"),
-    ("short.gz", gzip.compress(_GOOD[:-2]), r"size mismatch \(truncated\)"),
+    ("short.gz", gzip.compress(_GOOD[:-2], mtime=0), r"size mismatch \(truncated\)"),
 ])
 def test_a_damaged_idx_file_is_named_with_what_is_wrong(tmp_path, name, content, match):
     path = tmp_path / name

@@ -15,7 +15,7 @@ from torch import nn
 from torch.distributions import Independent, Normal
 
 from vaelib.models import VAE, Output
-from vaelib.objectives import BetaELBO, ConstrainedELBO, elbo
+from vaelib.objectives import BetaELBO, ConstrainedELBO, elbo, kl_terms
 
 A, B, S, X = 2.0, 0.5, 1.0, 3.5
 
@@ -71,6 +71,13 @@ class _Toy(nn.Module):
         mu, logvar = self.m.expand(2, 1), self.logvar.expand(2, 1)
         z = mu + torch.exp(0.5 * logvar) * eps
         return Output(Independent(Normal(A * z + B, S, validate_args=False), 1), mu, logvar, z)
+
+    has_posterior, needs_labels = True, False  # what the objectives ask of a model
+
+    def terms(self, x, y=None, eps=None, per_dim=False):
+        out = self(x)
+        kl = kl_terms(out.mu, out.logvar)  # to p(z) = N(0, 1)
+        return out.px, kl if per_dim else kl.sum(-1)
 
 
 def _sgd_step(loss, params, lr):

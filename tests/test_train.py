@@ -57,7 +57,8 @@ def test_fit_rejects_bad_input():
     with pytest.raises(ValueError):
         fit(m, d, BetaELBO(), epochs=0)
     with pytest.raises(ValueError, match=r"\(B, 64\)"):
-        fit(m, ImageData(torch.zeros(10, 16), torch.zeros(10), (1, 4, 4)), BetaELBO(), epochs=1, device="cpu")
+        fit(m, ImageData(torch.zeros(10, 16), torch.zeros(10, dtype=torch.long), (1, 4, 4)), BetaELBO(), epochs=1,
+            device="cpu")
 
 
 def test_budget_is_read_in_one_place(monkeypatch):
@@ -107,8 +108,9 @@ def test_thread_count_is_decided_in_config(monkeypatch):
 
 
 def test_thread_count_reaches_blas():
-    # a fresh process: vaelib's import applies VAEBOOK_THREADS to torch and to numpy's and scipy's BLAS
-    code = ("import vaelib, torch, threadpoolctl; "
+    # a fresh process: config.apply_threads (a chapter's book.header) applies VAEBOOK_THREADS to torch and to
+    # numpy's and scipy's BLAS
+    code = ("import torch, threadpoolctl; from vaelib import config; config.apply_threads(); "
             "print(torch.get_num_threads(), sorted({p['num_threads'] for p in threadpoolctl.threadpool_info() "
             "if p['user_api'] == 'blas'}))")
     env = {**os.environ, "VAEBOOK_THREADS": "1"}
@@ -122,18 +124,3 @@ def test_a_bad_budget_is_one_line_before_any_build(monkeypatch, capsys):
     monkeypatch.setenv("VAEBOOK_BUDGET", "smoke")
     assert config.check_settings() is None
     assert capsys.readouterr().out.startswith("budget=smoke  device=")
-
-
-def test_a_chapter_says_what_its_budget_will_take(monkeypatch):
-    monkeypatch.setattr(config, "device", lambda: torch.device("cpu"))
-    monkeypatch.setenv("VAEBOOK_BUDGET", "default")
-    minutes = f"{config.MEASURED_SECONDS['09'] / 60:.0f}"  # over 120 s: said in minutes
-    assert config.expected_time("09") == (f"expected time: about {minutes} minutes (measured on 2 CPU cores "
-                                          "at the default budget)")
-    assert config.expected_time("06").startswith(f"expected time: about {config.MEASURED_SECONDS['06']} s")
-    monkeypatch.setenv("VAEBOOK_BUDGET", "full")
-    assert config.expected_time("07").startswith("WARNING: the full budget is meant for a GPU")
-    monkeypatch.setattr(config, "device", lambda: torch.device("cuda"))
-    assert "not measured for the full budget on cuda" in config.expected_time("07")
-    with pytest.raises(ValueError, match="chapter must be one of"):
-        config.expected_time("05")

@@ -1,12 +1,12 @@
 """Tests for the helpers of the AE-vs-VAE and conditional-VAE chapters:
-``estimates.gaussian_fit_kl`` and ``data.load_for_budget``."""
+``estimates.gaussian_fit_kl`` (``book.load_for_budget`` is tested in test_book_config.py)."""
 
 import math
 
 import numpy as np
 import pytest
 
-from vaelib import data, estimates
+from vaelib import estimates
 
 
 def _white(n, d, seed=0):
@@ -38,43 +38,3 @@ def test_gaussian_fit_kl_refuses_bad_codes():
         estimates.gaussian_fit_kl(np.full((10, 2), np.nan))
     with pytest.raises(ValueError, match="singular"):
         estimates.gaussian_fit_kl(np.zeros((10, 2)))
-
-
-def test_load_for_budget_uses_the_digits_below_full(monkeypatch):
-    monkeypatch.setenv("VAEBOOK_BUDGET", "default")
-    train, name = data.load_for_budget("train", binarize=True)
-    assert name == "digits" and train.shape == (1, 8, 8) and train.binarize
-
-
-def test_load_for_budget_falls_back_to_the_digits_offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("VAEBOOK_BUDGET", "full")
-
-    def offline(*args, **kwargs):
-        raise RuntimeError("no internet")
-
-    monkeypatch.setattr(data, "mnist", offline)
-    monkeypatch.setattr(data, "fashion_mnist", offline)
-    test, name = data.load_for_budget("test", root=tmp_path)
-    assert name == "digits" and len(test) == len(data.load_digits("test"))
-
-
-def test_load_for_budget_takes_fashion_mnist_when_mnist_is_offline(monkeypatch, tmp_path, capsys):
-    monkeypatch.setenv("VAEBOOK_BUDGET", "full")
-
-    def offline(*args, **kwargs):
-        raise RuntimeError("no internet")
-
-    fake = data.load_digits("test")
-    monkeypatch.setattr(data, "mnist", offline)
-    monkeypatch.setattr(data, "fashion_mnist", lambda root, split, binarize=False: fake)
-    got, name = data.load_for_budget("test", root=tmp_path)
-    assert name == "Fashion-MNIST" and got is fake
-    assert "MNIST is not available, trying Fashion-MNIST: no internet" in capsys.readouterr().out
-
-
-def test_load_for_budget_prefers_mnist_at_full(monkeypatch, tmp_path):
-    monkeypatch.setenv("VAEBOOK_BUDGET", "full")
-    fake = data.load_digits("test")
-    monkeypatch.setattr(data, "mnist", lambda root, split, binarize=False: fake)
-    got, name = data.load_for_budget("test", root=tmp_path)
-    assert name == "MNIST" and got is fake

@@ -3,16 +3,21 @@
     python tools/plant_bugs.py     (from the repository root; `make test` runs it)
 
 Each entry: a name, the file, the text as it is (found exactly once), the text with the bug, and the
-tests that must fail. The script restores every file however it ends, and exits 1 when a bug can no
-longer be planted (its text is gone or ambiguous: update this list with the code) or is not caught.
+tests that must fail. Each bug is planted in a copy of vaelib and the tests, never in the repository,
+two at a time. The script exits 1 when a bug can no longer be planted (its text is gone or ambiguous:
+update this list with the code) or is not caught.
 The bugs are the bookkeeping mistakes that leave every formula right (a wrong average, an unused
 seed, a device chosen in the wrong place, a parameter read on the wrong scale) and one for each seam
 between the parts: the batched loop diverging from the plain one, a model's own KL, a stacked loss.
 """
 
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,29 +78,40 @@ BUGS = [  # name, file, the text as it is, the text with the bug, the tests that
 ]
 
 
+def plant(bug, workdir: Path):
+    """Copy the library and its tests into ``workdir``, plant ``bug`` in the copy, and run its tests there.
+
+    The repository itself is never edited, so the audit can run beside anything else. Returns
+    ``(name, status, detail)``."""
+    name, rel, before, after, tests = bug
+    src = (ROOT / rel).read_text()
+    if src.count(before) != 1:
+        return name, "CANNOT PLANT", (f"the text to change stands {src.count(before)} times in {rel} (expected "
+                                      f"once); update tools/plant_bugs.py with the code")
+    for part in ("vaelib", "tests"):
+        shutil.copytree(ROOT / part, workdir / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", workdir)
+    (workdir / rel).write_text(src.replace(before, after))
+    # the copy comes first on sys.path (the working directory), before the installed vaelib: checked, then the tests
+    code = (f"import sys, vaelib, pytest; sys.exit(3 if not vaelib.__file__.startswith({str(workdir)!r}) else "
+            f"pytest.main(['-q', '-x', '-p', 'no:cacheprovider', {tests!r}]))")
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "VAEBOOK_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-c", code], cwd=workdir, env=env, capture_output=True, text=True)
+    last = (r.stdout.strip().splitlines() or ["no output"])[-1]
+    # exit 1: a test failed, the bug is caught; 0: missed; 2-5: the tests could not run at all
+    return name, {0: "MISSED", 1: "caught"}.get(r.returncode, "NOT RUN"), f"{tests.split('::')[-1]} ({last})"
+
+
 def main() -> int:
-    failures = 0
     t0 = time.perf_counter()
-    for name, rel, before, after, tests in BUGS:
-        path = ROOT / rel
-        src = path.read_text()
-        if src.count(before) != 1:
-            print(f"{name}: CANNOT PLANT: the text to change stands {src.count(before)} times in {rel} "
-                  f"(expected once); update tools/plant_bugs.py with the code")
-            failures += 1
-            continue
-        try:
-            path.write_text(src.replace(before, after))
-            r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-p", "no:xdist",
-                                tests], cwd=ROOT, capture_output=True, text=True)
-        finally:
-            path.write_text(src)
-        caught = r.returncode == 1  # a test failed (2-5: the tests could not run at all)
-        failures += not caught
-        last = (r.stdout.strip().splitlines() or ["no output"])[-1]
-        print(f"{name}: {'caught' if caught else 'MISSED'} by {tests.split('::')[-1]} ({last})")
-    print(f"{len(BUGS) - failures} of {len(BUGS)} planted bugs caught in {time.perf_counter() - t0:.0f} s")
-    return 1 if failures else 0
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=2) as pool:
+        dirs = [Path(tmp) / str(i) for i in range(len(BUGS))]
+        results = list(pool.map(plant, BUGS, dirs))
+    for name, status, detail in results:
+        print(f"{name}: {status}: {detail}")
+    caught = sum(status == "caught" for _, status, _ in results)
+    print(f"{caught} of {len(BUGS)} planted bugs caught ({time.perf_counter() - t0:.0f} s)")
+    return 0 if caught == len(BUGS) else 1
 
 
 if __name__ == "__main__":

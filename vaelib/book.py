@@ -3,7 +3,8 @@
 * :func:`header` -- a chapter's first lines: threads applied, seeds set, the settings and (for a
   training chapter) the time its budget is expected to take (:func:`expected_time`),
 * :func:`load_for_budget` -- the images a training chapter uses at the current budget,
-* :func:`glue`, :func:`glue_dict`, :func:`glue_table`, :func:`glue_interval` -- values for the prose.
+* :func:`glue`, :func:`glue_dict`, :func:`glue_table`, :func:`glue_interval`, :func:`glue_figure` --
+  values, tables and figures for the prose.
 
 Chapters quote numbers with ``{glue:}`name``` in their text; :func:`glue` stores them with
 myst-nb when it is installed (the book build) and, where it is not, prints nothing, or shows

@@ -152,11 +152,12 @@ def describe() -> str:
 
 
 def check_settings() -> str | None:
-    """Print :func:`describe`'s line and return None, or return the one-line error for a bad setting,
-    ``VAEBOOK_BUDGET`` or ``VAEBOOK_THREADS`` (``make book`` runs this first:
-    ``sys.exit(config.check_settings())``)."""
+    """Apply the thread count, print :func:`describe`'s line and return None, or return the one-line
+    error for a bad setting, ``VAEBOOK_BUDGET`` or ``VAEBOOK_THREADS`` (``make book`` runs this first,
+    in a process of its own: ``sys.exit(config.check_settings())``; applying the count first makes the
+    line show the threads the chapters will use)."""
     try:
-        threads()
+        apply_threads()
         print(describe())
     except ValueError as err:
         return f"error: {err}"
