@@ -116,7 +116,7 @@ def test_training_refuses_what_it_cannot_run_before_anything_runs():
     with pytest.raises(ValueError, match="meta device .* 'encoder.0.weight'"):
         fit(ghost, DIGITS, BetaELBO(1.0), epochs=1, device="cpu")
     for seed in (-1, 2**63, 2**64):  # torch would wrap -1 to 2**64 - 2 without a word
-        with pytest.raises(ValueError, match=r"seed must lie in \[0, 2\*\*63 - 1\]"):
+        with pytest.raises(ValueError, match=r"seed must be in \[0, 2\*\*63-1\]"):
             fit(_vae(), DIGITS, BetaELBO(1.0), epochs=1, seed=seed)
     with pytest.raises(TypeError, match="Reconstruction"):  # an AE has no KL for the ELBO to take
         fit(AE((1, 8, 8), 2, hidden=8), DIGITS, BetaELBO(1.0), epochs=1)

@@ -218,8 +218,22 @@ def test_beta_vae_score_known_answers():
                            pairs_per_point=16)
     # chance is 1/3; 300 test points give a standard error of about 0.027
     assert noise["eval_accuracy"] < 1 / 3 + 0.12
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="positive ints"):
         beta_vae_score(lambda x: x, render, [3, 0])
+
+
+def test_beta_vae_score_refuses_degenerate_input_by_name():
+    render = lambda v: v.astype(float)  # noqa: E731
+    with pytest.raises(ValueError, match="at least 2 factors"):  # one class: any classifier scores 1.0
+        beta_vae_score(lambda x: x, render, [5])
+    with pytest.raises(ValueError, match=r"one code per image, shape \(64, C\); got shape \(63, 3\)"):
+        beta_vae_score(lambda x: x[:-1], render, [3, 4, 5], n_train=1, n_test=1)
+    with pytest.raises(ValueError, match=r"one code per image, shape \(64, C\); got shape \(64,\)"):
+        beta_vae_score(lambda x: x[:, 0], render, [3, 4, 5], n_train=1, n_test=1)
+    with pytest.raises(ValueError, match="n_test must be an int >= 1"):
+        beta_vae_score(lambda x: x, render, [3, 4], n_test=0)
+    with pytest.raises(ValueError, match="seed must be in"):
+        beta_vae_score(lambda x: x, render, [3, 4], seed=-1)
 
 
 def test_factor_axis_angles_recovers_a_known_rotation():

@@ -152,7 +152,7 @@ def test_fit_many_rejects_bad_input():
     with pytest.raises(ValueError, match="must all be BetaELBO"):
         fit_many([a, VAE((1, 8, 8), 2, hidden=16)], d, [BetaELBO(), WarmupELBO(3)], seeds=[0, 1], epochs=1,
                  device="cpu")
-    with pytest.raises(ValueError, match=r"seed must lie in \[0, 2\*\*63 - 1\]"):
+    with pytest.raises(ValueError, match=r"seed must be in \[0, 2\*\*63-1\]"):
         fit_many([a], d, BetaELBO(), seeds=[-1], epochs=1, device="cpu")
     with pytest.raises(TypeError, match="seed must be an int"):
         fit_many([a], d, BetaELBO(), seeds=[0.5], epochs=1, device="cpu")

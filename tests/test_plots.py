@@ -52,3 +52,27 @@ def test_traversal_grid_passes_the_crop_on():
     fig = plots.traversal_grid(decode, torch.zeros(2), (1, 16, 16), steps=3, crop=True)
     assert fig.axes[0].images[0].get_array().shape == (2 * 5 - 1, 3 * 5 - 1)  # box (3, 7) x (2, 6)
     plt.close("all")
+
+
+def test_seeds_and_interval_draws_every_seed_and_the_interval():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vaelib.stats import mean_interval
+
+    values = np.array([1.0, 2.0, 4.0])
+    iv = mean_interval(values)
+    fig, ax = plt.subplots()
+    plots.seeds_and_interval(ax, 5.0, values, iv, spread=0.2)
+    dots = ax.collections[0].get_offsets()
+    np.testing.assert_allclose(dots[:, 1], values)  # every seed, at its own value
+    np.testing.assert_allclose(dots[:, 0], [4.8, 5.0, 5.2])
+    bar = ax.containers[0]  # the errorbar: the mean and the interval's ends
+    np.testing.assert_allclose(np.asarray(bar.lines[0].get_ydata(), dtype=float), [iv.estimate])
+    np.testing.assert_allclose(sorted(bar.lines[2][0].get_segments()[0][:, 1]), [iv.lo, iv.hi])
+    assert [t.get_text() for t in ax.legend().get_texts()] == ["one seed", "mean, 95% interval"]
+    with pytest.raises(TypeError, match="Interval"):
+        plots.seeds_and_interval(ax, 0, values, (1.0, 0.0, 2.0))
+    plt.close(fig)

@@ -13,8 +13,6 @@ from . import config
 from .data import ImageData
 from .objectives import Objective, check_targets
 
-SEED_RANGE = (0, 2**63 - 1)
-
 
 def check_fit_args(models, data, objectives, seeds, epochs, batch_size, lr, device, eval_data, drop_last):
     """Validate a training call before anything runs; return ``(device, batch_size)``.
@@ -35,10 +33,7 @@ def check_fit_args(models, data, objectives, seeds, epochs, batch_size, lr, devi
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"{name} must be a positive int; got {v!r}")
     for s in seeds:
-        if not isinstance(s, int) or isinstance(s, bool):
-            raise TypeError(f"seed must be an int; got {type(s).__name__}")
-        if not SEED_RANGE[0] <= s <= SEED_RANGE[1]:
-            raise ValueError(f"seed must lie in [0, 2**63 - 1] (a torch.Generator's range); got {s}")
+        config.check_seed(s)  # an int in [0, 2**63-1], the range every generator takes as it is
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
         raise ValueError(f"lr must be a finite number >= 0; got {lr!r}")
     for i, o in enumerate(objectives):

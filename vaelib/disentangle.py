@@ -198,9 +198,18 @@ def beta_vae_score(encode, render, factor_sizes, *, n_train: int = 1000, n_test:
     sizes = np.asarray(factor_sizes, dtype=np.int64)
     if sizes.ndim != 1 or (sizes < 1).any():
         raise ValueError(f"factor_sizes must be positive ints; got {factor_sizes!r}")
-    if min(n_train, n_test, pairs_per_point) < 1:
-        raise ValueError("n_train, n_test and pairs_per_point must be >= 1")
-    rng = np.random.default_rng(seed)
+    if len(sizes) < 2:  # with one factor the classifier has one class to predict: the score says nothing
+        raise ValueError(f"the beta-VAE metric needs at least 2 factors to tell apart; got factor_sizes={factor_sizes!r}")
+    for name, n in (("n_train", n_train), ("n_test", n_test), ("pairs_per_point", pairs_per_point)):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"{name} must be an int >= 1; got {n!r}")
+    rng = np.random.default_rng(config.check_seed(seed))
+
+    def codes_of(v):
+        z = np.asarray(encode(render(v)), dtype=np.float64)
+        if z.ndim != 2 or z.shape[0] != len(v):
+            raise ValueError(f"encode must return one code per image, shape ({len(v)}, C); got shape {z.shape}")
+        return z
 
     def points(n):
         ks = rng.integers(0, len(sizes), size=n)
@@ -208,8 +217,7 @@ def beta_vae_score(encode, render, factor_sizes, *, n_train: int = 1000, n_test:
         v2 = rng.integers(0, sizes, size=(n * pairs_per_point, len(sizes)))
         kk = np.repeat(ks, pairs_per_point)
         v2[np.arange(len(kk)), kk] = v1[np.arange(len(kk)), kk]
-        z1 = np.asarray(encode(render(v1)), dtype=np.float64)
-        z2 = np.asarray(encode(render(v2)), dtype=np.float64)
+        z1, z2 = codes_of(v1), codes_of(v2)
         diffs = np.abs(z1 - z2).reshape(n, pairs_per_point, -1).mean(1)
         return diffs, ks
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["ink_box", "image_grid", "latent_scatter", "traversal_grid", "training_curves"]
+__all__ = ["ink_box", "image_grid", "latent_scatter", "traversal_grid", "seeds_and_interval"]
 
 
 def _np(a):
@@ -93,21 +93,21 @@ def traversal_grid(decode, z0, shape, span: float = 2.5, steps: int = 9, dims=No
     return fig
 
 
-def training_curves(history: dict, keys, title: str | None = None, ax=None):
-    """Plot per-epoch ``history[key]`` for each key (and ``test_<key>`` when present)."""
-    import matplotlib.pyplot as plt
+def seeds_and_interval(ax, x, values, interval, first: bool = True, spread: float = 0.0, size: float = 12):
+    """Draw one arm's per-seed ``values`` at position ``x`` (orange dots, spread over ``x +- spread``, or
+    beside ``x`` when ``spread`` is 0) and its :class:`~vaelib.stats.Interval` (black point, 95% bar).
 
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5, 3.2))
-    for k in keys:
-        if k not in history:
-            raise KeyError(f"history has no {k!r}; it has {sorted(history)}")
-        ax.plot(np.arange(1, len(history[k]) + 1), history[k], label=k)
-        if f"test_{k}" in history:
-            ax.plot(np.arange(1, len(history[k]) + 1), history[f"test_{k}"], "--", label=f"test_{k}")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("nats per example")
-    ax.legend()
-    if title:
-        ax.set_title(title)
-    return ax.figure
+    ``first``: label both, for the legend (the first arm of a plot). The claims of the training
+    chapters are made over seeds, so their figures show every seed and the interval together.
+    """
+    from .stats import Interval
+
+    if not isinstance(interval, Interval):
+        raise TypeError(f"interval must be a vaelib.stats.Interval; got {type(interval).__name__}")
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1 or len(values) == 0:
+        raise ValueError(f"values must be a 1-D array of per-seed values; got shape {values.shape}")
+    xs = x + (np.linspace(-spread, spread, len(values)) if spread else np.full(len(values), 0.1))
+    ax.scatter(xs, values, s=size, color="tab:orange", zorder=3, label="one seed" if first else None)
+    ax.errorbar(x, interval.estimate, yerr=[[interval.estimate - interval.lo], [interval.hi - interval.estimate]],
+                fmt="o", color="k", capsize=3, label="mean, 95% interval" if first else None)
