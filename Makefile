@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 # --all: the budget is not a Sphinx input, so every page is rebuilt (and every chapter re-executed)
 BUILD_FLAGS = -W -n --keep-going --all
 
-.PHONY: setup settings lab book test lint unit plant-bugs fashion-mnist lock drift notebooks build-smoke book-checks browser-check colab-check colab-env mathjax pyodide chromium serve strip clean bench
+.PHONY: setup settings lab book test lint unit plant-bugs web-assets fashion-mnist lock drift notebooks build-smoke book-checks browser-check colab-check colab-env mathjax pyodide chromium serve strip clean bench
 
 setup: $(VENV)/.installed
 
@@ -67,13 +67,22 @@ serve:
 	@echo "Serving $(CURDIR)/_build/html at http://127.0.0.1:$(PORT)/ (Ctrl-C stops)"
 	$(PY) -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
 
-## make test: lint, unit tests, the planted-bug audit, every notebook under nbval, the book build (smoke budget),
-## then the reader's checks: every page in headless Chromium, every chapter in a Colab-like environment
-# (the Colab-like environment and Chromium are installed while the notebooks run: mostly waiting on the disk)
-test: setup lint unit plant-bugs
-	$(MAKE) --no-print-directory -j3 -O notebooks colab-env chromium
+## make test: lint, unit tests, every notebook under nbval, the book build (smoke budget), then the
+## reader's checks (every page in headless Chromium, every chapter in a Colab-like environment) and the
+## planted-bug audit
+# The Colab-like environment, Chromium, MathJax and Pyodide are installed while the notebooks run (mostly
+# waiting on the disk and the network; the apt-get steps one after another). The audit runs beside the
+# reader's checks, which leave a core free (the browser is light; the Colab-like run takes one thread).
+test: setup lint unit
+	$(MAKE) --no-print-directory -j3 -O notebooks colab-env web-assets
 	$(MAKE) --no-print-directory build-smoke
-	$(MAKE) --no-print-directory book-checks
+	$(MAKE) --no-print-directory -j3 -O browser-check colab-check plant-bugs
+
+# what the build and the browser checks fetch: one after another, since each may call apt-get
+web-assets:
+	$(MAKE) --no-print-directory chromium
+	$(MAKE) --no-print-directory mathjax
+	$(MAKE) --no-print-directory pyodide
 
 lint: setup
 	$(VENV)/bin/ruff check vaelib tests tests_book tools bench notebooks

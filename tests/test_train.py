@@ -124,3 +124,19 @@ def test_a_bad_budget_is_one_line_before_any_build(monkeypatch, capsys):
     monkeypatch.setenv("VAEBOOK_BUDGET", "smoke")
     assert config.check_settings() is None
     assert capsys.readouterr().out.startswith("budget=smoke  device=")
+
+
+def test_fit_is_a_plain_loop_a_reader_can_read_on_the_page():
+    # chapter 06 shows fit's source (inspect.getsource): a plain loop of at most 40 lines of body with
+    # a backward pass and an optimiser step, no vmap or stacking, and no line wider than the page's
+    # code column (75 characters; the browser check fails wider ones)
+    import ast
+    import inspect
+
+    src = inspect.getsource(fit)
+    body = ast.parse(src).body[0].body
+    assert isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)  # the docstring
+    assert body[-1].end_lineno - body[1].lineno + 1 <= 40
+    assert "loss.backward()" in src and "opt.step()" in src
+    assert "vmap" not in src and "functional_call" not in src and "fit_many" not in src
+    assert max(len(line) for line in src.splitlines()) <= 75

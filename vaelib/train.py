@@ -25,52 +25,61 @@ from .objectives import Objective
 __all__ = ["fit", "fit_many", "evaluate"]
 
 
-def fit(model, data: ImageData, objective: Objective, *, epochs: int, batch_size: int = 128, lr: float = 1e-3,
-        seed: int = 0, device=None, eval_data: ImageData | None = None, progress: bool | None = None,
+def fit(model, data: ImageData, objective: Objective, *, epochs: int,
+        batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
+        device=None, eval_data: ImageData | None = None,
+        progress: bool | None = None,
         drop_last: bool = True) -> dict[str, list[float]]:
-    """Train ``model`` on ``data`` with Adam, minimising ``objective`` for ``epochs`` epochs.
+    """Train ``model`` on ``data`` with Adam, minimising ``objective``.
 
-    ``seed`` seeds the one generator of the shuffling, the binarisation and the reparameterisation
-    noise (the initialisation is the caller's). Returns the history: for every metric the objective
-    reports, its mean over each epoch's batches; with ``eval_data``, the same metrics on it (no
-    gradient, eval mode, :func:`evaluate` with ``seed``) as ``test_<name>``; and ``seconds``, the
-    wall time of each epoch (machine dependent). Same seed, data and initialisation: the same
-    history on a CPU. ``progress=None`` shows a progress bar only where a reader watches (a
-    terminal, or Colab); ``True``/``False`` force it. The model ends on ``device``, in eval mode.
+    ``seed`` seeds the one generator of the shuffling, the binarisation
+    and the reparameterisation noise (the initialisation is the
+    caller's). Returns the history: for every metric the objective
+    reports, its mean over each epoch's batches; with ``eval_data``, the
+    same metrics on it (:func:`evaluate`, seeded by ``seed``) as
+    ``test_<name>``; and ``seconds``, each epoch's wall time. Same seed,
+    data and initialisation: the same history on a CPU. ``progress=None``
+    shows a progress bar only where a reader watches (a terminal, or
+    Colab). The model ends on ``device``, in eval mode.
     """
-    device, batch_size = check_fit_args([model], data, [objective], [seed], epochs, batch_size, lr, device,
+    device, batch_size = check_fit_args([model], data, [objective], [seed],
+                                        epochs, batch_size, lr, device,
                                         eval_data, drop_last)
-    model.to(device)
-    data = data.to(device)
-    gen = torch.Generator(device=device).manual_seed(seed)  # shuffling, binarisation, noise
+    model, data = model.to(device), data.to(device)
+    # one generator for the shuffling, the binarisation and the noise
+    gen = torch.Generator(device=device).manual_seed(seed)
     opt = adam(model.parameters(), lr)
     dtype = next(model.parameters()).dtype
-    n_batches = len(data) // batch_size if drop_last else -(-len(data) // batch_size)
-    history, step = {}, 0
-    for epoch in progress_bar(range(epochs), progress, type(model).__name__):
+    n, per_dim = len(data), objective.kl_per_dimension
+    n_batches = n // batch_size if drop_last else -(-n // batch_size)
+    history, step, name = {}, 0, type(model).__name__
+    for epoch in progress_bar(range(epochs), progress, name):
         t0, sums = time.perf_counter(), {}
         model.train()
-        order = torch.randperm(len(data), device=device, generator=gen)
+        order = torch.randperm(n, device=device, generator=gen)
         for b in range(n_batches):
-            x, y = data.batch(order[b * batch_size : (b + 1) * batch_size], generator=gen)
-            eps = torch.randn(len(x), model.latent_dim, generator=gen, device=device, dtype=dtype)
+            rows = order[b * batch_size : (b + 1) * batch_size]
+            x, y = data.batch(rows, generator=gen)  # binarised afresh
+            eps = torch.randn(len(x), model.latent_dim, generator=gen,
+                              device=device, dtype=dtype)
             x = x.to(dtype)
-            px, kl = model.terms(x, y, eps=eps, per_dim=objective.kl_per_dimension)
-            loss, metrics = objective.loss(px.log_prob(x).mean(), None if kl is None else kl.mean(0), step)
-            opt.zero_grad(set_to_none=True)
+            px, kl = model.terms(x, y, eps=eps, per_dim=per_dim)
+            kl = None if kl is None else kl.mean(0)  # an AE has no KL
+            loss, metrics = objective.loss(px.log_prob(x).mean(), kl, step)
+            opt.zero_grad()
             loss.backward()
             opt.step()
             step += 1
             for key, v in {"loss": loss, **metrics}.items():
                 sums[key] = sums.get(key, 0.0) + v.detach()
-        means = {key: (v / n_batches).item() for key, v in sums.items()}
+        means = {k: (v / n_batches).item() for k, v in sums.items()}
         if eval_data is not None:
-            means.update({f"test_{k}": v for k, v in evaluate(model, eval_data, objective, seed=seed).items()})
+            ev = evaluate(model, eval_data, objective, seed=seed)
+            means.update({f"test_{k}": v for k, v in ev.items()})
         if any(math.isnan(v) for v in means.values()):
-            raise FloatingPointError(f"training diverged (NaN) at epoch {epoch + 1} (seed {seed}): {means}")
+            raise FloatingPointError(f"NaN at epoch {epoch + 1}: {means}")
         means["seconds"] = time.perf_counter() - t0
-        for key, v in means.items():
-            history.setdefault(key, []).append(v)
+        history = {k: history.get(k, []) + [v] for k, v in means.items()}
     model.eval()
     return history
 
