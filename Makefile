@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 # --all: the budget is not a Sphinx input, so every page is rebuilt (and every chapter re-executed)
 BUILD_FLAGS = -W -n --keep-going --all
 
-.PHONY: setup settings lab book test lint unit plant-bugs web-assets fashion-mnist lock drift notebooks build-smoke book-checks browser-check colab-check colab-env mathjax pyodide chromium serve strip clean bench
+.PHONY: setup settings lab book test lint unit plant-bugs fashion-mnist lock drift notebooks build-smoke book-checks browser-check colab-check colab-env mathjax pyodide chromium serve strip clean bench
 
 setup: $(VENV)/.installed
 
@@ -67,22 +67,16 @@ serve:
 	@echo "Serving $(CURDIR)/_build/html at http://127.0.0.1:$(PORT)/ (Ctrl-C stops)"
 	$(PY) -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
 
-## make test: lint, unit tests, every notebook under nbval, the book build (smoke budget), then the
-## reader's checks (every page in headless Chromium, every chapter in a Colab-like environment) and the
-## planted-bug audit
-# The Colab-like environment, Chromium, MathJax and Pyodide are installed while the notebooks run (mostly
-# waiting on the disk and the network; the apt-get steps one after another). The audit runs beside the
-# reader's checks, which leave a core free (the browser is light; the Colab-like run takes one thread).
+## make test: lint, unit tests, then side by side every notebook under nbval, the book build (smoke budget)
+## and the planted-bug audit, then the reader's checks: every page in headless Chromium, every chapter in
+## a Colab-like environment
+# The middle stage runs three single-threaded jobs on the two cores (VAEBOOK_THREADS=1, one worker each):
+# the book build executes one chapter at a time and leaves a core idle on its own, and two torch threads
+# per process on a busy 2-core machine were measured 5-30x slower than one. The Colab-like environment
+# is installed beside them (mostly waiting on the disk).
 test: setup lint unit
-	$(MAKE) --no-print-directory -j3 -O notebooks colab-env web-assets
-	$(MAKE) --no-print-directory build-smoke
-	$(MAKE) --no-print-directory -j3 -O browser-check colab-check plant-bugs
-
-# what the build and the browser checks fetch: one after another, since each may call apt-get
-web-assets:
-	$(MAKE) --no-print-directory chromium
-	$(MAKE) --no-print-directory mathjax
-	$(MAKE) --no-print-directory pyodide
+	VAEBOOK_THREADS=1 NB_WORKERS=1 PLANT_WORKERS=1 $(MAKE) --no-print-directory -j4 -O notebooks build-smoke plant-bugs colab-env
+	$(MAKE) --no-print-directory book-checks
 
 lint: setup
 	$(VENV)/bin/ruff check vaelib tests tests_book tools bench notebooks
@@ -104,7 +98,7 @@ fashion-mnist:
 	  || echo "dataset-fashion-mnist could not be installed: its tests on the real files will be skipped"
 
 notebooks: setup
-	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(VENV)/bin/pytest -q --nbval-lax -n 2 --dist loadfile notebooks
+	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(VENV)/bin/pytest -q --nbval-lax -n $${NB_WORKERS:-2} --dist loadfile notebooks
 
 build-smoke: setup mathjax pyodide $(KERNEL_PROFILE)
 	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(MAKE) --no-print-directory settings
@@ -142,7 +136,7 @@ $(MATHJAX_JS):
 # core from npm, the wheels the kernel and SymPy need from PyPI, its lock's hashes set to those wheels'.
 LITE_MJS := _build/lite-dir/static/pyodide/pyodide.mjs
 pyodide: $(LITE_MJS)
-$(LITE_MJS): tools/lite_pyodide.py constraints.txt | setup
+$(LITE_MJS): tools/lite_pyodide.py constraints.txt | setup $(MATHJAX_JS)
 	command -v npm >/dev/null || { apt-get update -q && apt-get install -y -q npm; }
 	$(PY) tools/lite_pyodide.py _build/lite-dir
 	test -s $@

@@ -4,7 +4,7 @@
 
 Each entry: a name, the file, the text as it is (found exactly once), the text with the bug, and the
 tests that must fail. Each bug is planted in a copy of vaelib and the tests, never in the repository,
-two at a time. The script exits 1 when a bug can no longer be planted (its text is gone or ambiguous:
+two at a time (PLANT_WORKERS). The script exits 1 when a bug can no longer be planted (its text is gone or ambiguous:
 update this list with the code) or is not caught.
 The bugs are the bookkeeping mistakes that leave every formula right (a wrong average, an unused
 seed, a device chosen in the wrong place, a parameter read on the wrong scale) and one for each seam
@@ -104,7 +104,8 @@ def plant(bug, workdir: Path):
 
 def main() -> int:
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=2) as pool:
+    workers = int(os.environ.get("PLANT_WORKERS", "2"))  # `make test` runs it beside the book build with 1
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=workers) as pool:
         dirs = [Path(tmp) / str(i) for i in range(len(BUGS))]
         results = list(pool.map(plant, BUGS, dirs))
     for name, status, detail in results:
