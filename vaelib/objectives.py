@@ -178,7 +178,8 @@ class Objective:
 
     def value(self, name: str, like: torch.Tensor) -> torch.Tensor:
         """Hyperparameter ``name`` as a tensor of ``like``'s dtype and device: 0-d, or ``(K,)`` when stacked.
-        Schedules are computed in float64 first (:meth:`schedule`), as Python floats would be."""
+        Schedules are computed in float64 first (:meth:`schedule`), as Python floats would be. Read once
+        per dtype and device (no new tensor every step): to change a hyperparameter, build a new objective."""
         cache = self.__dict__.setdefault("_values", {})
         key = (name, like.dtype, like.device)
         if key not in cache:
