@@ -306,3 +306,18 @@ def test_the_book_layer_imports_without_myst_nb(monkeypatch):
     book.glue("x", 1.0)
     book.glue_dict("p", {"a": 1})
     book.glue_table("t", [{"a": 1.0}])
+
+
+def test_glue_holm_glues_the_adjusted_verdict_beside_each_raw_one(glued):
+    from vaelib.stats import Interval
+
+    # both resolved raw (their intervals exclude zero); with m = 2 Holm needs 0.025 for the first
+    fam = {"cmp_a": Interval(1.0, 0.2, 1.8, 8, 0.95, 0.03), "cmp_b": Interval(-1.0, -1.9, -0.1, 8, 0.95, 0.01)}
+    assert book.glue_holm(fam) == {"cmp_a": "higher", "cmp_b": "lower"}
+    assert {k: v.data for k, v in glued.items()} == {
+        "cmp_a_holm": "holds after Holm's adjustment", "cmp_b_holm": "holds after Holm's adjustment"}
+    fam["cmp_b"] = Interval(-1.0, -1.9, -0.1, 8, 0.95, 0.04)
+    assert book.glue_holm(fam) == {"cmp_a": "unresolved", "cmp_b": "unresolved"}
+    assert glued["cmp_a_holm"].data == "not resolved after Holm's adjustment"
+    # a share of seeds is judged against one half, and says so
+    assert book.verdict_text(Interval(0.9, 0.6, 0.98, 10, 0.95, 0.01, 0.5)) == "resolved: above one half"

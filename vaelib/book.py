@@ -32,6 +32,7 @@ __all__ = [
     "glue_interval",
     "interval_text",
     "verdict_text",
+    "glue_holm",
 ]
 
 # Seconds each training chapter took at the default budget: `make book` from a fresh clone on 2 quiet
@@ -280,10 +281,19 @@ def glue_table(name: str, rows, columns=None, floatfmt=".2f") -> None:
 
 
 _VERDICTS = {
-    "higher": "resolved: above zero",
-    "lower": "resolved: below zero",
-    "unresolved": "not resolved at this budget (the 95% interval includes zero)",
+    "higher": "resolved: above {null}",
+    "lower": "resolved: below {null}",
+    "unresolved": "not resolved at this budget (the 95% interval includes {null})",
 }
+_HOLM = {
+    "higher": "holds after Holm's adjustment",
+    "lower": "holds after Holm's adjustment",
+    "unresolved": "not resolved after Holm's adjustment",
+}
+
+
+def _null_text(null: float) -> str:
+    return {0.0: "zero", 0.5: "one half"}.get(null, f"{null:g}")
 
 
 def interval_text(interval, fmt: str = ".3f", scale: float = 1.0) -> str:
@@ -298,11 +308,27 @@ def interval_text(interval, fmt: str = ".3f", scale: float = 1.0) -> str:
 
 
 def verdict_text(interval) -> str:
-    """The verdict the book glues next to a declared comparison: resolved (above or below zero) or
-    not resolved at this budget (see :func:`vaelib.stats.verdict`)."""
+    """The verdict the book glues next to a declared comparison: resolved (above or below its null,
+    zero for a difference) or not resolved at this budget (see :func:`vaelib.stats.verdict`)."""
     from .stats import verdict
 
-    return _VERDICTS[verdict(interval)]
+    return _VERDICTS[verdict(interval)].format(null=_null_text(interval.null))
+
+
+def glue_holm(intervals) -> dict[str, str]:
+    """Glue the Holm-adjusted verdict of each claim of a family as ``name_holm`` (Markdown) and
+    return the verdict words (:func:`vaelib.stats.holm`). ``intervals`` maps each claim's glue
+    name, as given to :func:`glue_interval`, to its interval; the family is every secondary claim
+    of a chapter, so that the chance of any false "resolved" among them is at most 5%."""
+    from IPython.display import Markdown
+
+    from .stats import holm
+
+    words = holm(intervals)
+    for name, word in words.items():
+        _check_name(name)
+        glue(f"{name}_holm", Markdown(_HOLM[word]))
+    return words
 
 
 def glue_interval(name: str, interval, fmt: str = ".3f", scale: float = 1.0) -> str:
