@@ -139,6 +139,25 @@ def test_the_class_mean_cvae_kl_is_to_its_class_prior():
     torch.testing.assert_close(model.terms(x, y)[1], by_hand, rtol=1e-12, atol=1e-12)  # training's path
 
 
+def test_the_fourth_cvae_arm_conditions_only_its_decoder():
+    # bug: decoder_label ignored (the arm silently equal to the class-mean one), or the label also
+    # handed to the encoder (then the arm changes two things at once)
+    torch.manual_seed(0)
+    model = CVAE((1, 8, 8), 2, 10, prior="class_mean", decoder_label=True, hidden=16).double()
+    x = torch.rand(4, 64, dtype=torch.float64).round()
+    y0, y1 = torch.zeros(4, dtype=torch.long), torch.ones(4, dtype=torch.long)
+    for a, b in zip(model.encode(x, y0), model.encode(x, y1)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)  # the encoder does not see the label
+    z = torch.randn(4, 2, dtype=torch.float64)
+    assert (model.decode(z, y0).mean - model.decode(z, y1).mean).abs().max() > 1e-6  # the decoder does
+    torch.testing.assert_close(model.prior(y1)[0], model.class_means.weight[y1])  # the prior is the class mean
+    assert CVAE((1, 8, 8), 2, 10, prior="class_mean", hidden=16).decoder_label is False
+    with pytest.raises(ValueError, match="decoder_label=False needs prior='class_mean'"):
+        CVAE((1, 8, 8), 2, 10, decoder_label=False)
+    with pytest.raises(TypeError, match="decoder_label must be"):
+        CVAE((1, 8, 8), 2, 10, prior="class_mean", decoder_label=1)
+
+
 def test_the_autoencoders_input_noise_is_off_in_eval_mode():
     # bug: AE(input_noise=s) keeps adding noise to the code after training
     torch.manual_seed(0)

@@ -89,6 +89,8 @@ def test_cvae_members_are_their_own_fit_runs():
                     _digits(), [5, 6])
     _check_contract(lambda: CVAE((1, 8, 8), 2, n_classes=10, prior="class_mean", hidden=16), BetaELBO(1.0),
                     _digits(), [0, 1])
+    _check_contract(lambda: CVAE((1, 8, 8), 2, n_classes=10, prior="class_mean", decoder_label=True, hidden=16),
+                    BetaELBO(1.0), _digits(), [2, 3])
 
 
 def test_ae_with_input_noise_and_a_gaussian_vae():

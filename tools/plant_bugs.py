@@ -75,6 +75,14 @@ BUGS = [  # name, file, the text as it is, the text with the bug, the tests that
      "generator=g, device=x.device, dtype=stack.dtype)\n                       for g in gens",
      "generator=gens[0], device=x.device, dtype=stack.dtype)\n                       for g in gens",
      "tests/test_fit_many.py::test_cvae_members_are_their_own_fit_runs"),
+    ("the fourth CVAE arm's decoder follows the prior, not decoder_label", "vaelib/models.py",
+     "inp = torch.cat([z, self._onehot(y)], dim=1) if self.decoder_label else z",
+     "inp = torch.cat([z, self._onehot(y)], dim=1) if self.prior_kind == \"conditional\" else z",
+     BK + "test_the_fourth_cvae_arm_conditions_only_its_decoder"),
+    ("memorisation measured against the test images", "vaelib/judge.py",
+     "return float(np.median(nearest_distances(samples, train)) / d_test)",
+     "return float(np.median(nearest_distances(samples, test)) / d_test)",
+     "tests/test_judge.py::test_memorisation_ratio_separates_copies_from_new_images"),
 ]
 
 

@@ -303,23 +303,35 @@ class CVAE(_Base):
     ``prior="class_mean"`` is the source text's minimal change: an unconditional encoder and
     decoder, and a learned prior mean per class with unit variance, p(z|y) = N(mu^y, I).
     Its KL term is to that prior, KL(q(z|x,y) || p(z|y)) ({eq}`kl-diag`).
+    ``decoder_label=True`` with ``prior="class_mean"`` also hands the label to the decoder,
+    p(x|z,y), keeping the class-mean prior and the unconditional encoder: the arm that separates
+    what a conditional model owes to its decoder from what it owes to its prior. (Sohn et al.'s
+    model always conditions its decoder; ``decoder_label=False`` with it is an error.)
     """
 
     has_posterior, needs_labels = True, True
 
     def __init__(self, x_shape, latent_dim, n_classes, prior="conditional", arch="mlp", hidden=256,
-                 likelihood="bernoulli"):
+                 likelihood="bernoulli", decoder_label=None):
         super().__init__(x_shape, latent_dim, arch, hidden, likelihood)
         _check_choice("prior", prior, ("conditional", "class_mean"))
         if not isinstance(n_classes, int) or n_classes < 2:
             raise ValueError(f"n_classes must be an int >= 2; got {n_classes!r}")
+        if decoder_label is None:
+            decoder_label = prior == "conditional"
+        if not isinstance(decoder_label, bool):
+            raise TypeError(f"decoder_label must be True, False or None; got {decoder_label!r}")
+        if prior == "conditional" and not decoder_label:
+            raise ValueError("decoder_label=False needs prior='class_mean': the conditional CVAE's decoder "
+                             "always sees the label")
         self.config = dict(x_shape=list(self.x_shape), latent_dim=latent_dim, n_classes=n_classes, prior=prior,
-                           arch=arch, hidden=hidden, likelihood=likelihood)
+                           arch=arch, hidden=hidden, likelihood=likelihood, decoder_label=decoder_label)
         self.n_classes = n_classes
         self.prior_kind = prior
+        self.decoder_label = decoder_label
         cond = n_classes if prior == "conditional" else 0
         self.encoder = make_encoder(arch, self.x_shape, cond, 2 * latent_dim, hidden)
-        self.decoder = make_decoder(arch, latent_dim + cond, self.x_shape, hidden)
+        self.decoder = make_decoder(arch, latent_dim + (n_classes if decoder_label else 0), self.x_shape, hidden)
         if prior == "conditional":
             self.prior_net = nn.Embedding(n_classes, 2 * latent_dim)
             nn.init.zeros_(self.prior_net.weight)
@@ -366,7 +378,7 @@ class CVAE(_Base):
         return self.encoder(inp).chunk(2, dim=-1)
 
     def decode(self, z, y):
-        inp = torch.cat([z, self._onehot(y)], dim=1) if self.prior_kind == "conditional" else z
+        inp = torch.cat([z, self._onehot(y)], dim=1) if self.decoder_label else z
         return self._px(self.decoder(inp))
 
     def forward(self, x, y, eps=None):
