@@ -36,8 +36,9 @@ __all__ = [
 ]
 
 # Seconds each training chapter took at the default budget: `make book` from a fresh clone on 2 quiet
-# CPU cores, torch 2.13.0 (README, "Budgets"). Re-measure when a chapter's work changes.
-MEASURED_SECONDS = {"06": 111, "07": 110, "08": 82, "09": 509, "10": 92}
+# CPU cores, torch 2.13.0 (README, "Budgets": 2026-12-03, a machine 1.6-2x slower than on 2026-11-29).
+# Re-measure when a chapter's work changes.
+MEASURED_SECONDS = {"06": 230, "07": 243, "08": 228, "09": 1239, "10": 236}
 
 
 def expected_time(chapter: str) -> str:
