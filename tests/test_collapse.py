@@ -179,6 +179,8 @@ def test_dsprites_image_counts_pool_identical_images():
     # three distinct images, the first drawn twice
     counts = dsprites_image_counts(16, f, chunk=3)
     assert sorted(counts.tolist()) == [1, 1, 2]
+    # identical images in different chunks are pooled too
+    assert sorted(dsprites_image_counts(16, f, chunk=1).tolist()) == [1, 1, 2]
     expected = -(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25))
     assert entropy(counts) == pytest.approx(expected, rel=1e-12)
     assert dsprites_image_counts(16, f[:1]).tolist() == [1]

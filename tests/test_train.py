@@ -118,6 +118,22 @@ def test_thread_count_reaches_blas():
     assert out.strip() == "1 [1]", out
 
 
+def test_apply_threads_flushes_subnormals_on_every_thread():
+    # fresh processes with two threads: apply_threads first, so the worker threads inherit the
+    # flush; started before it, the workers keep subnormals and apply_threads warns
+    def run(code):
+        env = {**os.environ, "VAEBOOK_THREADS": "2"}
+        return subprocess.run([sys.executable, "-W", "always", "-c", code], env=env, capture_output=True,
+                              text=True, check=True)
+
+    first = run("from vaelib import config; config.apply_threads(); print(config.denormals_flushed())")
+    assert first.stdout.split() == ["True"] and "RuntimeWarning" not in first.stderr, first
+    late = run("import torch; from vaelib import config; torch.ones(1 << 17).mul(2); config.apply_threads(); "
+               "print(config.denormals_flushed())")
+    assert late.stdout.split() == ["False"], late
+    assert "worker threads were started before config.apply_threads()" in late.stderr, late.stderr
+
+
 def test_a_bad_budget_is_one_line_before_any_build(monkeypatch, capsys):
     monkeypatch.setenv("VAEBOOK_BUDGET", "fast")
     assert config.check_settings() == "error: VAEBOOK_BUDGET must be one of smoke, default, full; got 'fast'"
