@@ -44,8 +44,11 @@ $(KERNEL_PROFILE):
 	mkdir -p $(@D)
 	echo 'c.IPKernelApp.log_level = "ERROR"  # written by the Makefile: a quiet build log' > $@
 
-## make book: execute every chapter at the default budget and write _build/html
-book: setup mathjax pyodide settings $(KERNEL_PROFILE)
+## make book: execute every chapter at the default budget and write _build/html. The chapters run two
+## at a time, one thread each, into Jupyter Book's cache (tools/book_execute.py, emptied first); the
+## build then takes every chapter's outputs from there
+book: setup fashion-mnist mathjax pyodide settings $(KERNEL_PROFILE)
+	IPYTHONDIR=$(CURDIR)/_build/ipython $(PY) tools/book_execute.py
 	$(JB) build . $(BUILD_FLAGS)
 	@echo
 	@echo "Book written to $(CURDIR)/_build/html"
@@ -90,12 +93,13 @@ unit: setup fashion-mnist
 plant-bugs: setup
 	$(PY) tools/plant_bugs.py
 
-# Debian's dataset-fashion-mnist: the 28x28 images of the `full` budget without a download, and the
-# real files its tests read (skipped, not failed, where apt cannot install it)
+# Debian's dataset-fashion-mnist: the 28x28 images of chapter 00 and of the `full` budget without a
+# download, and the real files its tests read (skipped, not failed, where apt cannot install it; chapter
+# 00 then downloads them, or falls back to the 8x8 digits and says so)
 fashion-mnist:
 	@test -d /usr/share/datasets/fashion-mnist || { apt-get update -q >/dev/null \
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist >/dev/null; } \
-	  || echo "dataset-fashion-mnist could not be installed: its tests on the real files will be skipped"
+	  || echo "dataset-fashion-mnist could not be installed: its tests on the real files will be skipped, chapter 00 downloads the files or uses the digits"
 
 notebooks: setup
 	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(VENV)/bin/pytest -q --nbval-lax -n $${NB_WORKERS:-2} --dist loadfile notebooks

@@ -110,7 +110,7 @@ def test_the_header_applies_threads_then_seeds_and_prints_the_settings(monkeypat
     assert torch.equal(drawn, torch.rand(3))  # seeded with 0
     book.header()
     assert capsys.readouterr().out.splitlines() == [config.describe()]  # no chapter: no time
-    with pytest.raises(ValueError, match=r"chapter must be one of \['06', '07', '08', '09', '10'\]; got '05'"):
+    with pytest.raises(ValueError, match=r"chapter must be one of \['00', '06', '07', '08', '09', '10'\]; got '05'"):
         book.header("05")
     assert calls == ["threads", "threads"] and capsys.readouterr().out == ""  # refused before any change
 

@@ -35,10 +35,12 @@ __all__ = [
     "glue_holm",
 ]
 
-# Seconds each training chapter took at the default budget: `make book` from a fresh clone on 2 quiet
-# CPU cores, torch 2.13.0 (README, "Budgets": 2026-12-03, a machine 1.6-2x slower than on 2026-11-29).
-# Re-measure when a chapter's work changes.
-MEASURED_SECONDS = {"06": 230, "07": 243, "08": 228, "09": 1239, "10": 236}
+# Seconds each training chapter took at the default budget on 2 quiet CPU cores with two threads,
+# torch 2.13.0, subnormals flushed (README, "Budgets", 2026-12-03): 06, 07, 08 and 10 as Jupyter Book
+# executed them in `make book` from a fresh clone of c9c4575; 00 and 09 (4,056 steps a dSprites
+# model) alone under `jupyter nbconvert --execute`. tools/book_execute.py also orders the chapters by
+# them, longest first. Re-measure when a chapter's work changes.
+MEASURED_SECONDS = {"00": 56, "06": 127, "07": 222, "08": 191, "09": 355, "10": 199}
 
 
 def expected_time(chapter: str) -> str:
