@@ -1,15 +1,17 @@
 """Concept figures: pictures of the ideas, not of data (the book labels them ``diagram-...``).
 
-Each function draws one figure with matplotlib and returns it; nothing here is computed from a
-model. The labels are the book's notation (``book/notation.md``).
+Each function draws one figure with matplotlib and returns it; nothing here is trained. Where a
+figure plots a curve (``elbo_gap``, ``kl_shape``), the curve is a closed form of the book, evaluated
+with numpy. The labels are the book's notation (``book/notation.md``).
 """
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 
-__all__ = ["graphical_model", "architecture"]
+__all__ = ["graphical_model", "architecture", "elbo_gap", "reparameterisation_graph", "kl_shape"]
 
 
 def _arrow(ax, start, end, dashed=False, color="k", rad=0.0, lw=1.4):
@@ -110,5 +112,218 @@ def architecture(x_dim: int | str = "D", z_dim: int | str = "d"):
     _arrow(ax, (9.75, 0.95), (9.75, 1.6), color="tab:purple", lw=1.0)
     ax.text(0.0, 4.35, "one training step: $-$ELBO $=$ reconstruction $+$ KL, averaged over a minibatch",
             fontsize=9, va="top")
+    fig.tight_layout()
+    return fig
+
+
+def _linear_gaussian(a: float, b: float, s: float, x: float):
+    """The conjugate toy of the ELBO chapter, z ~ N(0, 1), x | z ~ N(a z + b, s^2): the evidence
+    {eq}`elbo-lg-evidence` as ``log p(x)``, and the posterior {eq}`elbo-lg-posterior` as
+    ``(mu_star, v_star)``."""
+    c = a * a + s * s
+    log_px = -0.5 * np.log(2 * np.pi * c) - (x - b) ** 2 / (2 * c)
+    return float(log_px), a * (x - b) / c, s * s / c
+
+
+def _lg_elbo(m, v, a: float, b: float, s: float, x: float):
+    """The ELBO of q = N(m, v) in the toy, as {eq}`elbo-kl-form` with the two terms of
+    {eq}`elbo-lg-terms`: reconstruction minus the KL to the prior (not log p(x) minus the gap)."""
+    m = np.asarray(m, dtype=float)
+    rec = -0.5 * np.log(2 * np.pi * s * s) - ((x - a * m - b) ** 2 + a * a * v) / (2 * s * s)
+    kl_prior = 0.5 * (m * m + v - np.log(v) - 1)
+    return rec - kl_prior
+
+
+def _normal_pdf(z, mean, var):
+    return np.exp(-((z - mean) ** 2) / (2 * var)) / np.sqrt(2 * np.pi * var)
+
+
+def elbo_gap(a: float = 1.5, b: float = 0.3, s: float = 0.7, x: float = 2.0, near: float = 0.8,
+             far: float = -2.0):
+    """The ELBO identity {eq}`elbo-identity` in pictures, in the linear-Gaussian toy of the ELBO
+    chapter ({eq}`elbo-lg-model`, with its numbers by default).
+
+    The family is q = N(m, v_star): every mean m, the posterior's variance v_star. Left: log p(x)
+    (a line) and the ELBO as a function of m (a curve, from {eq}`elbo-lg-terms`, so not as
+    log p(x) minus the gap); the vertical distance between them is D_KL(q || p(z|x)), zero at
+    m = mu_star. Right: the posterior density and the two q's whose gaps the left panel marks,
+    ``near`` and ``far`` posterior standard deviations from its mean. Every number is computed
+    from the closed forms. The curves carry gids ("log_px", "elbo", "posterior", "q_near",
+    "q_far", and the markers "at_near", "at_far") for the tests.
+    """
+    log_px, mu_star, v_star = _linear_gaussian(a, b, s, x)
+    sd = np.sqrt(v_star)
+    # the grid holds mu_star itself, where the ELBO touches log p(x)
+    ms = np.union1d(np.linspace(mu_star - 2.7 * sd, mu_star + 2.7 * sd, 401), [mu_star])
+    elbo = _lg_elbo(ms, v_star, a, b, s, x)
+    ms_drop = log_px - float(elbo.min())  # the depth of the curve on the plot
+    m_q = {"near": mu_star + near * sd, "far": mu_star + far * sd}
+    gaps = {k: log_px - float(_lg_elbo(m, v_star, a, b, s, x)) for k, m in m_q.items()}
+    colours = {"near": "tab:blue", "far": "tab:orange"}
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(7.5, 3.3), gridspec_kw={"width_ratios": [1.1, 1]})
+    ax.axhline(log_px, color="k", lw=1.4, gid="log_px", label=r"$\log p_\theta(x)$")
+    ax.plot(ms, elbo, color="tab:green", lw=1.8, gid="elbo", label=r"ELBO $\mathcal{L}(m)$")
+    ax.plot([mu_star], [log_px], "ko", ms=4)
+    ax.annotate(r"$m = \mu_\star$: $q = p_\theta(z \mid x)$, gap 0", (mu_star, log_px), xytext=(0, 12),
+                textcoords="offset points", ha="center", va="bottom", fontsize=8,
+                arrowprops=dict(arrowstyle="-", lw=0.6, color="0.3", shrinkA=1, shrinkB=3))
+    for k, m in m_q.items():
+        e = log_px - gaps[k]
+        ax.plot([m], [e], "o", color=colours[k], ms=4, gid=f"at_{k}")
+        # the near q's name beside its (short) gap, above the curve; the far q's below its dot
+        where, offset, va = ((m, (e + log_px) / 2), (5, 0), "center") if k == "near" else ((m, e), (5, -6), "top")
+        ax.annotate(f"$q$ {k}", where, xytext=offset, textcoords="offset points", ha="left", va=va, fontsize=8,
+                    color=colours[k])
+        ax.annotate("", (m, e), xytext=(m, log_px),
+                    arrowprops=dict(arrowstyle="<->", color=colours[k], lw=1.2, shrinkA=0, shrinkB=0))
+    # the name of the gap, inside the parabola, pointing at the far q's gap
+    m_far = m_q["far"]
+    gap_label = r"gap $=$ $D_{\mathrm{KL}}(q \,\Vert\, p_\theta(z \mid x))$"
+    ax.annotate(gap_label, (m_far, log_px - gaps["far"] / 2), xytext=(mu_star, log_px - 0.45 * ms_drop),
+                ha="center", va="center", fontsize=8, color=colours["far"],
+                arrowprops=dict(arrowstyle="-|>", lw=0.8, color=colours["far"], shrinkA=2, shrinkB=3))
+    ax.legend(loc="lower center", fontsize=8, frameon=False)
+    ax.set_xlabel(r"mean $m$ of $q = \mathcal{N}(m, v_\star)$")
+    ax.set_ylabel("nats")
+    ax.set_ylim(log_px - 1.05 * ms_drop, log_px + 0.22 * ms_drop)
+    ax.set_xlim(ms[0], ms[-1])
+
+    zs = np.linspace(mu_star - 5.5 * sd, mu_star + 5.5 * sd, 1101)
+    bx.fill_between(zs, _normal_pdf(zs, mu_star, v_star), color="0.85")
+    bx.plot(zs, _normal_pdf(zs, mu_star, v_star), color="k", lw=1.4, gid="posterior",
+            label=r"posterior $p_\theta(z \mid x)$")
+    for k, m in m_q.items():
+        bx.plot(zs, _normal_pdf(zs, m, v_star), color=colours[k], lw=1.4, ls="--", gid=f"q_{k}",
+                label=f"$q$ {k}, gap ${gaps[k]:.2f}$ nats")
+    bx.set_xlabel(r"$z$")
+    bx.set_ylabel("density")
+    bx.set_ylim(0, 1.45 / np.sqrt(2 * np.pi * v_star))
+    bx.set_xlim(zs[0], zs[-1])
+    bx.legend(fontsize=8, loc="upper left", frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def kl_shape():
+    """The shape of one coordinate's KL term {eq}`kl-standard`,
+    D_KL(N(mu, sigma^2) || N(0, 1)) = (mu^2 + sigma^2 - log sigma^2 - 1) / 2, one argument at a time.
+
+    Left: against mu at sigma = 1, where it is L_mu = mu^2 / 2 of {eq}`kl-split`, a parabola. Right:
+    against sigma^2 at mu = 0, where it is L_sigma^2 = (sigma^2 - log sigma^2 - 1) / 2: a barrier
+    as sigma^2 -> 0 and the minimum 0 at sigma^2 = 1. Both curves are the formula itself, evaluated
+    on grids that hold the minimisers 0 and 1; they carry the gids "kl_mu" and "kl_sigma2".
+    """
+
+    def kl(mu, var):
+        return 0.5 * (mu**2 + var - np.log(var) - 1)
+
+    mus = np.union1d(np.linspace(-3, 3, 301), [0.0])
+    # geometric near 0, where the barrier rises, linear beyond: the grid holds sigma^2 = 1
+    vs = np.union1d(np.geomspace(1e-6, 1, 300), np.linspace(1, 4, 151))
+    top = 4.7
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(7.5, 3.1), sharey=True)
+    ax.plot(mus, kl(mus, 1.0), color="tab:purple", lw=1.8, gid="kl_mu")
+    ax.plot([0], [0], "ko", ms=4)
+    ax.annotate(r"minimum 0 at $\mu = 0$", (0, 0), xytext=(0, 0.9), ha="center", fontsize=8,
+                arrowprops=dict(arrowstyle="-|>", lw=0.8, color="0.3", shrinkA=2, shrinkB=3))
+    ax.text(0, top - 0.25, r"$\sigma = 1$: $D_{\mathrm{KL}} = L_\mu = \frac{1}{2}\mu^2$", ha="center", va="top",
+            fontsize=9)
+    ax.set_xlabel(r"$\mu$")
+    ax.set_ylabel(r"$D_{\mathrm{KL}}(\mathcal{N}(\mu, \sigma^2) \,\Vert\, \mathcal{N}(0, 1))$ (nats)", fontsize=9)
+    ax.set_xlim(mus[0], mus[-1])
+    ax.set_ylim(-0.15, top)
+
+    bx.plot(vs, kl(0.0, vs), color="tab:purple", lw=1.8, gid="kl_sigma2")
+    bx.plot([1], [0], "ko", ms=4)
+    bx.annotate(r"minimum 0 at $\sigma^2 = 1$", (1, 0), xytext=(1.9, 0.9), ha="left", fontsize=8,
+                arrowprops=dict(arrowstyle="-|>", lw=0.8, color="0.3", shrinkA=2, shrinkB=3))
+    v_b = 0.02  # where the barrier is pointed at
+    barrier = "barrier: $L_{\\sigma^2} \\approx -\\frac{1}{2}\\log\\sigma^2 \\to \\infty$\nas $\\sigma^2 \\to 0$"
+    bx.annotate(barrier, (v_b, kl(0.0, v_b)), xytext=(0.4, 2.6), ha="left", va="center", fontsize=8,
+                arrowprops=dict(arrowstyle="-|>", lw=0.8, color="0.3", shrinkA=2, shrinkB=3))
+    bx.text(2.0, top - 0.25, r"$\mu = 0$: $D_{\mathrm{KL}} = L_{\sigma^2} = \frac{1}{2}(\sigma^2 - \log\sigma^2 - 1)$",
+            ha="center", va="top", fontsize=9)
+    bx.set_xlabel(r"$\sigma^2$")
+    bx.set_xlim(-0.08, vs[-1])  # a margin: the barrier would hide in the axis line at 0
+    fig.tight_layout()
+    return fig
+
+
+def _grad_arrow(ax, start, end, name, rad=0.0):
+    """A gradient: a red arrow drawn against the forward direction, with the gid ``grad:<name>``."""
+    _arrow(ax, start, end, color="tab:red", rad=rad, lw=1.3)
+    ax.patches[-1].set_gid(f"grad:{name}")
+
+
+def reparameterisation_graph():
+    """The computational graph of one latent coordinate, without and with the trick {eq}`reparam`.
+
+    Left: z is drawn from N(mu, sigma^2), a random node; the gradient of f(z) reaches z but stops
+    there, since a draw is not a differentiable function of mu and sigma. Right: z = mu + sigma *
+    epsilon with epsilon ~ N(0, 1) an outside random input; every node between the encoder and f is
+    deterministic, so the gradient flows back through z to mu (dz/dmu = 1) and sigma
+    (dz/dsigma = epsilon), and on into the encoder's weights phi. Forward computation in black,
+    gradients in red, drawn from the loss back; random nodes are circles, deterministic ones boxes.
+    Each gradient arrow has the gid ``grad:<from>-><to>`` for the tests.
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    ax.set_xlim(0, 7.5)
+    ax.set_ylim(-0.4, 4.1)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    enc, samp, det, loss = "#cfe2f3", "#fff2cc", "white", "#f4cccc"
+    red = "tab:red"
+    ax.plot([3.75, 3.75], [0.0, 4.05], color="0.6", lw=0.8)
+    for ox, right in ((0.0, False), (3.9, True)):
+        cx = ox + 1.5
+        title = (r"with the trick: $z = \mu + \sigma\varepsilon$" if right
+                 else r"without the trick: $z \sim \mathcal{N}(\mu, \sigma^2)$")
+        ax.text(ox + 0.05, 4.05, title, fontsize=10, va="top", ha="left")
+        # forward: encoder -> mu, sigma -> z -> f
+        _box(ax, cx - 1.0, 0.15, 2.0, 0.5, r"encoder, weights $\phi$", enc, 9)
+        _box(ax, cx - 0.95, 1.25, 0.7, 0.45, r"$\mu$", enc)
+        _box(ax, cx + 0.25, 1.25, 0.7, 0.45, r"$\sigma$", enc)
+        _box(ax, cx - 1.0, 3.2, 2.0, 0.5, r"$f(z)$, e.g. $\log p_\theta(x \mid z)$", loss, 9)
+        zy = 2.45  # the centre of the z node
+        if right:
+            _box(ax, cx - 0.65, zy - 0.25, 1.3, 0.5, r"$z = \mu + \sigma\varepsilon$", det, 9)
+            e = (cx + 1.55, zy)
+            ax.add_patch(Circle(e, 0.27, fc=samp, ec="k", lw=1.2))
+            ax.text(*e, r"$\varepsilon$", ha="center", va="center", fontsize=12)
+            ax.text(e[0], e[1] + 0.33, r"$\sim\mathcal{N}(0, 1)$", ha="center", va="bottom", fontsize=8)
+            _arrow(ax, (e[0] - 0.27, zy), (cx + 0.65, zy))
+            z_top, z_bottom = zy + 0.25, zy - 0.25
+        else:
+            ax.add_patch(Circle((cx, zy), 0.3, fc=samp, ec="k", lw=1.2))
+            ax.text(cx, zy, r"$z$", ha="center", va="center", fontsize=12)
+            ax.text(cx + 0.38, zy + 0.02, "random:\na draw", ha="left", va="center", fontsize=8)
+            z_top, z_bottom = zy + 0.3, zy - 0.25
+        _arrow(ax, (cx - 0.45, 0.65), (cx - 0.6, 1.25))
+        _arrow(ax, (cx + 0.45, 0.65), (cx + 0.6, 1.25))
+        _arrow(ax, (cx - 0.6, 1.7), (cx - 0.2, z_bottom))
+        _arrow(ax, (cx + 0.6, 1.7), (cx + 0.2, z_bottom))
+        _arrow(ax, (cx - 0.12, z_top), (cx - 0.12, 3.2))
+        # backward: the gradient of f, from the loss down
+        _grad_arrow(ax, (cx + 0.12, 3.2), (cx + 0.12, z_top), "f->z")
+        ax.text(cx + 0.2, (3.2 + z_top) / 2, r"$\partial f / \partial z$", color=red, fontsize=9, va="center")
+        if right:
+            _grad_arrow(ax, (cx - 0.35, z_bottom), (cx - 0.85, 1.7), "z->mu", rad=0.25)
+            _grad_arrow(ax, (cx + 0.35, z_bottom), (cx + 0.85, 1.7), "z->sigma", rad=-0.25)
+            ax.text(cx - 0.95, 2.05, r"$\partial z / \partial \mu = 1$", color=red, fontsize=9, ha="right",
+                    va="center")
+            ax.text(cx + 0.95, 2.05, r"$\partial z / \partial \sigma = \varepsilon$", color=red, fontsize=9,
+                    ha="left", va="center")
+            _grad_arrow(ax, (cx - 0.8, 1.25), (cx - 0.75, 0.65), "mu->phi", rad=0.3)
+            _grad_arrow(ax, (cx + 0.8, 1.25), (cx + 0.75, 0.65), "sigma->phi", rad=-0.3)
+            ax.text(cx, 0.95, r"on to $\phi$", color=red, fontsize=8, ha="center", va="center")
+        else:
+            # the gradient stops at the draw: nothing reaches mu, sigma or phi
+            ax.text(cx, z_bottom - 0.14, r"$\times$", color=red, fontsize=16, ha="center", va="center")
+            ax.text(cx + 1.1, 2.0, "no gradient\nreaches $\\mu$, $\\sigma$\nor $\\phi$", color=red,
+                    fontsize=8, ha="left", va="center")
+    # the key
+    ax.text(0.05, -0.25, "black: forward computation;  red: gradients, flowing back from $f$;  "
+            "circles: random nodes;  boxes: deterministic", fontsize=8, va="center")
     fig.tight_layout()
     return fig
