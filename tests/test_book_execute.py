@@ -1,0 +1,24 @@
+from pathlib import Path
+
+from tools import book_execute
+from vaelib import book
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_notebook_of_the_toc_is_executed_longest_first():
+    chapters = book_execute._chapters(ROOT / "_toc.yml")
+    assert sorted(chapters) == sorted((ROOT / "notebooks").glob("*.ipynb"))  # each once, none missing
+    order = book_execute._longest_first(chapters)
+    measured = [p.stem.split("_")[0] for p in order if p.stem.split("_")[0] in book.MEASURED_SECONDS]
+    # the measured chapters first, in decreasing measured time; the rest after them
+    assert measured == sorted(book.MEASURED_SECONDS, key=book.MEASURED_SECONDS.get, reverse=True)
+    assert [p.stem.split("_")[0] for p in order[: len(measured)]] == measured
+
+
+def test_a_bad_worker_count_is_refused_before_anything_runs(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        book_execute.main(["--workers", "0"])
+    assert "--workers must be at least 1; got 0" in capsys.readouterr().err
