@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 # --all: the budget is not a Sphinx input, so every page is rebuilt (and every chapter re-executed)
 BUILD_FLAGS = -W -n --keep-going --all
 
-.PHONY: setup settings lab book test lint unit plant-bugs fashion-mnist lock drift notebooks build-smoke book-checks browser-check colab-check colab-env mathjax pyodide chromium serve strip clean bench
+.PHONY: setup settings lab book test lint unit plant-bugs fashion-mnist lock drift notebooks build-smoke book-then-browser browser-check colab-check colab-env mathjax pyodide chromium serve strip clean bench
 
 setup: $(VENV)/.installed
 
@@ -70,16 +70,16 @@ serve:
 	@echo "Serving $(CURDIR)/_build/html at http://127.0.0.1:$(PORT)/ (Ctrl-C stops)"
 	$(PY) -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
 
-## make test: lint, unit tests, then side by side every notebook under nbval, the book build (smoke budget)
-## and the planted-bug audit, then the reader's checks: every page in headless Chromium, every chapter in
-## a Colab-like environment
-# The middle stage runs three single-threaded jobs on the two cores (VAEBOOK_THREADS=1, one worker each):
-# the book build executes one chapter at a time and leaves a core idle on its own, and two torch threads
-# per process on a busy 2-core machine were measured 5-30x slower than one. The Colab-like environment
-# is installed beside them (mostly waiting on the disk).
-test: setup lint unit
-	VAEBOOK_THREADS=1 NB_WORKERS=1 PLANT_WORKERS=1 $(MAKE) --no-print-directory -j4 -O notebooks build-smoke plant-bugs colab-env
-	$(MAKE) --no-print-directory book-checks
+## make test: lint, then side by side: the unit tests, the book build at the smoke budget (which executes
+## every chapter with the locked versions) followed by the reader's check of every page in headless
+## Chromium, every chapter under nbval in a Colab-like kernel, and the planted-bug audit
+# On 2 cores: every job single-threaded (VAEBOOK_THREADS=1: two torch threads per process on a busy 2-core
+# machine were measured 5-30x slower than one), the build and the browser check (the longest chain) at
+# normal priority, the others at a lower one (nice), so they take the core the chain leaves.
+NICE = nice -n 10
+test: setup lint
+	VAEBOOK_THREADS=1 PLANT_WORKERS=1 COLAB_JOBS=1 $(MAKE) --no-print-directory -j4 -O \
+	  UNIT_RUN="$(NICE)" PLANT_RUN="$(NICE)" COLAB_RUN="$(NICE)" unit plant-bugs colab-check book-then-browser
 
 lint: setup
 	$(VENV)/bin/ruff check vaelib tests tests_book tools bench notebooks
@@ -87,11 +87,11 @@ lint: setup
 	$(NBSTRIPOUT) --verify notebooks/*.ipynb || { echo "Notebooks must be committed stripped: run 'make strip'"; exit 1; }
 
 unit: setup fashion-mnist
-	$(VENV)/bin/pytest -q -n 2 tests
+	$(UNIT_RUN) $(VENV)/bin/pytest -q -n 2 tests
 
 ## make plant-bugs: plant known bugs in a copy of vaelib, one at a time, and check that the tests catch each
 plant-bugs: setup
-	$(PY) tools/plant_bugs.py
+	$(PLANT_RUN) $(PY) tools/plant_bugs.py
 
 # Debian's dataset-fashion-mnist: the 28x28 images of chapter 00 and of the `full` budget without a
 # download, and the real files its tests read (skipped, not failed, where apt cannot install it; chapter
@@ -101,6 +101,8 @@ fashion-mnist:
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist >/dev/null; } \
 	  || echo "dataset-fashion-mnist could not be installed: its tests on the real files will be skipped, chapter 00 downloads the files or uses the digits"
 
+## make notebooks: every chapter under nbval in the book's own environment (CI runs nbval in the
+## Colab-like kernel instead: colab-check)
 notebooks: setup
 	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(VENV)/bin/pytest -q --nbval-lax -n $${NB_WORKERS:-2} --dist loadfile notebooks
 
@@ -109,9 +111,9 @@ build-smoke: setup mathjax pyodide $(KERNEL_PROFILE)
 	rm -rf _build/.jupyter_cache _build/html
 	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(JB) build . $(BUILD_FLAGS)
 
-# The two reader's checks run side by side (the browser is light; the chapters take the 2 cores).
-book-checks:
-	$(MAKE) --no-print-directory -j2 -O browser-check colab-check
+# CI's longest chain: the smoke build, then every page of it in the browser
+book-then-browser: build-smoke
+	$(MAKE) --no-print-directory browser-check
 
 ## browser-check: every page of _build/html (or BOOK_HTML) in headless Chromium, and the math fixture book;
 ## screenshots in _build/screenshots
@@ -119,11 +121,12 @@ browser-check: setup mathjax chromium
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests_book/test_html.py tests_book/test_math_fixture.py \
 	  tests_book/test_explorer.py tests_book/test_lite.py
 
-## colab-check: every chapter in a separate environment with only Colab's packages + vaelib (_build/venv-colab)
-COLAB = cd "$${TMPDIR:-/tmp}" && VAEBOOK_THREADS=$${VAEBOOK_THREADS:-1} TORCH_SPEC='$(TORCH_SPEC)' VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} python3 $(CURDIR)/tests_book/colab_like.py
-colab-check:
+## colab-check: every chapter under nbval in a kernel whose environment holds only Colab's packages + vaelib
+## (_build/venv-colab, made the first time)
+COLAB = cd "$${TMPDIR:-/tmp}" && VAEBOOK_THREADS=$${VAEBOOK_THREADS:-1} TORCH_SPEC='$(TORCH_SPEC)' VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(COLAB_RUN) $(abspath $(PY)) $(CURDIR)/tests_book/colab_like.py
+colab-check: setup
 	$(COLAB)
-colab-env:
+colab-env: setup
 	$(COLAB) --setup-only
 
 # MathJax 3 from npm, served with the book (tools/book_mathjax.py) so its math renders offline.

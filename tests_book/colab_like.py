@@ -1,6 +1,6 @@
-"""Run every chapter the way a reader's Colab runtime would, and fail on any that needs the book's tooling.
+"""Run every chapter under nbval in a kernel like a reader's Colab runtime, and fail on any that needs the book's tooling.
 
-    python3 tests_book/colab_like.py [notebooks/01_x.ipynb ...]     # default: every notebooks/*.ipynb
+    .venv/bin/python tests_book/colab_like.py [notebooks/01_x.ipynb ...]     # default: every notebooks/*.ipynb
 
 What "like Colab" means here:
 - a separate virtual environment (``_build/venv-colab``, made once and reused; ``--fresh`` remakes it)
@@ -9,13 +9,18 @@ What "like Colab" means here:
   no myst-nb, jupyter-book, pytest, nbval, PyYAML-based tools;
 - vaelib installed into it as a package, from a copy of the package's files (``pip install <copy>``,
   not editable), as the Colab cell's ``pip install git+<repository>`` would;
+- a Jupyter kernel (``vaebook-colab-like``) whose Python is that environment's;
 - each notebook copied into its own empty temporary directory outside the repository and executed
-  there by nbclient at ``VAEBOOK_BUDGET=smoke`` (unless set), with no PYTHONPATH, so ``tools/``,
-  ``tests/`` and relative paths into the repository are out of reach;
-- after the chapter's last cell one more cell checks that vaelib came from site-packages and that
-  no book tooling was imported.
+  there, cell by cell, by nbval (``pytest --nbval-lax``, run from the book's own environment, which
+  only drives the kernel) at ``VAEBOOK_BUDGET=smoke`` (unless set), with no PYTHONPATH, so
+  ``tools/``, ``tests/`` and relative paths into the repository are out of reach;
+- after the chapter's last cell one more cell checks that the kernel ran in the Colab-like
+  environment, that vaelib came from its site-packages and that no book tooling was imported.
 
-The notebooks run ``--jobs`` at a time (default 2). The last line reads ``colab-like: N passed, M failed``.
+This is CI's nbval run of the chapters (the book build executes them a second time, with the locked
+versions of ``constraints.txt``; here Colab's set is whatever pip resolves today). The notebooks run
+``--jobs`` at a time (default 2, pytest-xdist, one notebook per worker). The last line reads
+``colab-like: N passed, M failed``.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import sys
 import tempfile
 import time
 import venv
-from concurrent.futures import ThreadPoolExecutor
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +43,7 @@ COLAB_PACKAGES = ["numpy", "scipy", "matplotlib", "sympy", "scikit-learn", "tqdm
 # Importable in the book's own environment, absent from Colab: a chapter must not touch them.
 BOOK_ONLY = ["myst_nb", "jupyter_book", "sphinx", "nbval", "pytest", "tools", "tests"]
 STAMP = VENV / ".colab-like-installed"
+KERNEL = "vaebook-colab-like"
 
 CHECK_CELL = f"""
 import sys, vaelib
@@ -46,16 +52,6 @@ assert "site-packages" in vaelib.__file__, f"vaelib imported from {{vaelib.__fil
 _leaked = [m for m in {BOOK_ONLY!r} if m in sys.modules]
 assert not _leaked, f"the chapter imported book tooling: {{_leaked}}"
 """
-
-RUNNER = """
-import sys, nbformat
-from nbclient import NotebookClient
-path, workdir, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3])
-nb = nbformat.read(path, as_version=4)
-nb.cells.append(nbformat.v4.new_code_cell(sys.argv[4]))
-NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": workdir}}).execute()
-"""
-
 
 def vpy() -> Path:
     return VENV / "bin" / "python"
@@ -76,6 +72,10 @@ def ensure_venv(fresh: bool) -> None:
         pip(*COLAB_PACKAGES)
         STAMP.write_text("ok\n")
         print(f"colab-like: environment ready in {time.time() - t:.0f} s", flush=True)
+    if not (VENV / "share" / "jupyter" / "kernels" / KERNEL / "kernel.json").exists():
+        # the kernel nbval starts: this environment's Python (ipykernel is among Colab's packages)
+        subprocess.run([str(vpy()), "-m", "ipykernel", "install", "--prefix", str(VENV), "--name", KERNEL,
+                        "--display-name", "Colab-like"], check=True, stdout=subprocess.DEVNULL)
     # vaelib: always reinstalled from a copy of the package files, so the build leaves nothing in the tree.
     with tempfile.TemporaryDirectory(prefix="vaelib-src-") as src:
         for name in ("pyproject.toml", "README.md"):
@@ -92,19 +92,44 @@ def ensure_venv(fresh: bool) -> None:
     assert leaked == "[]", f"the Colab-like environment has book tooling installed: {leaked}"
 
 
-def run_one(nb: Path, timeout: int) -> tuple[str, bool, float, str]:
-    t = time.time()
-    with tempfile.TemporaryDirectory(prefix=f"colab-{nb.stem}-") as work:
-        copy = Path(work) / nb.name
-        shutil.copy(nb, copy)
+def run_nbval(notebooks: list[Path], jobs: int, timeout: int) -> tuple[int, dict[str, tuple[bool, float]]]:
+    """nbval over a copy of each notebook (its own empty folder, the check cell appended) in the Colab-like kernel.
+
+    Returns pytest's exit status and, per notebook, whether every cell passed and the seconds its cells took."""
+    import nbformat
+
+    with tempfile.TemporaryDirectory(prefix="colab-like-") as work:
+        copies = []
+        for nb in notebooks:
+            folder = Path(work) / nb.stem
+            folder.mkdir()
+            book = nbformat.read(nb, as_version=4)
+            book.cells.append(nbformat.v4.new_code_cell(CHECK_CELL.strip()))
+            nbformat.write(book, folder / nb.name)
+            copies.append(str(folder / nb.name))
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
         env.setdefault("VAEBOOK_BUDGET", "smoke")
         env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-        proc = subprocess.run(
-            [str(vpy()), "-c", RUNNER, str(copy), work, str(timeout), CHECK_CELL],
-            cwd=work, env=env, capture_output=True, text=True,
-        )
-    return nb.name, proc.returncode == 0, time.time() - t, (proc.stdout + proc.stderr)[-6000:]
+        env["JUPYTER_PATH"] = str(VENV / "share" / "jupyter")  # where the kernel's spec is
+        report = Path(work) / "report.xml"
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", work, "-o", "addopts=",
+               "--nbval-lax", "--nbval-kernel-name", KERNEL, "--nbval-cell-timeout", str(timeout),
+               f"--junitxml={report}", *(["-n", str(jobs), "--dist", "loadfile"] if jobs > 1 else ["-p", "no:xdist"]),
+               *copies]
+        code = subprocess.run(cmd, cwd=work, env=env).returncode
+        # per notebook: all passed, seconds, cells reported (a test's classname is "<folder>.<notebook file>")
+        per_nb: dict[str, list] = {nb.name: [True, 0.0, 0] for nb in notebooks}
+        cases = ET.parse(report).getroot().iter("testcase") if report.exists() else []
+        for case in cases:
+            row = per_nb.get((case.get("classname") or "").split(".", 1)[-1])
+            if row is None:
+                continue
+            row[1] += float(case.get("time") or 0.0)
+            row[2] += 1
+            if case.find("failure") is not None or case.find("error") is not None:
+                row[0] = False
+    # a notebook none of whose cells was reported did not run
+    return code, {k: (ok and n > 0, secs) for k, (ok, secs, n) in per_nb.items()}
 
 
 def main() -> int:
@@ -123,17 +148,14 @@ def main() -> int:
         print("colab-like: no notebooks found")
         return 1
     ensure_venv(args.fresh)
-    print(f"colab-like: running {len(notebooks)} notebook(s), {args.jobs} at a time, "
+    print(f"colab-like: nbval over {len(notebooks)} notebook(s), {args.jobs} at a time, "
           f"VAEBOOK_BUDGET={os.environ.get('VAEBOOK_BUDGET', 'smoke')}", flush=True)
-    failed = []
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for name, ok, secs, log in pool.map(lambda nb: run_one(nb, args.timeout), notebooks):
-            print(f"  {'PASS' if ok else 'FAIL'} {name} ({secs:.0f} s)", flush=True)
-            if not ok:
-                failed.append(name)
-                print("    " + log.replace("\n", "\n    "), flush=True)
+    code, per_nb = run_nbval(notebooks, args.jobs, args.timeout)
+    for name, (ok, secs) in per_nb.items():
+        print(f"  {'PASS' if ok else 'FAIL'} {name} ({secs:.0f} s)", flush=True)
+    failed = [name for name, (ok, _) in per_nb.items() if not ok]
     print(f"colab-like: {len(notebooks) - len(failed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
+    return 1 if failed or code != 0 else 0
 
 
 if __name__ == "__main__":

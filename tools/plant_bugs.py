@@ -4,8 +4,9 @@
 
 Each entry: a name, the file, the text as it is (found exactly once), the text with the bug, and the
 tests that must fail. Each bug is planted in a copy of vaelib and the tests, never in the repository,
-two at a time (PLANT_WORKERS). The script exits 1 when a bug can no longer be planted (its text is gone or ambiguous:
-update this list with the code) or is not caught.
+and its tests run in a child process forked from this one once torch and the other libraries are
+imported (PRELOAD), two at a time (PLANT_WORKERS). The script exits 1 when a bug can no longer be planted (its text is
+gone or ambiguous: update this list with the code) or is not caught.
 The bugs are the bookkeeping mistakes that leave every formula right (a wrong average, an unused
 seed, a device chosen in the wrong place, a parameter read on the wrong scale) and one for each seam
 between the parts: the batched loop diverging from the plain one, a model's own KL, a stacked loss.
@@ -13,11 +14,9 @@ between the parts: the batched loop diverging from the plain one, a model's own 
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,39 +85,104 @@ BUGS = [  # name, file, the text as it is, the text with the bug, the tests that
 ]
 
 
-def plant(bug, workdir: Path):
-    """Copy the library and its tests into ``workdir``, plant ``bug`` in the copy, and run its tests there.
+# What the library and its tests import from outside: loaded once, here, before the copies are forked, so
+# that each bug costs its tests and not another start of torch (vaelib itself is never imported here).
+PRELOAD = ("torch", "torch.distributions", "torch.func", "numpy", "scipy.linalg", "scipy.stats", "sklearn.linear_model",
+           "sklearn.neighbors", "sklearn.neural_network", "sklearn.metrics", "sklearn.datasets", "matplotlib.pyplot",
+           "threadpoolctl", "IPython.display", "tqdm.std", "pytest")
 
-    The repository itself is never edited, so the audit can run beside anything else. Returns
-    ``(name, status, detail)``."""
+
+def _preload() -> None:
+    """Import PRELOAD with one torch thread, before any worker thread exists (a fork copies none)."""
+    import importlib
+
+    os.environ["VAEBOOK_THREADS"] = "1"
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # the tests need no plugin: none is loaded
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    for name in PRELOAD:
+        importlib.import_module(name)
+    import torch
+
+    torch.set_num_threads(1)
+    assert "vaelib" not in sys.modules, "vaelib was imported before the copies: a bug would run the original"
+
+
+def _run_tests(workdir: Path, tests: str) -> int:
+    """In a forked child: import vaelib from ``workdir`` (checked) and run ``tests`` there; the exit status."""
+    os.chdir(workdir)
+    sys.path.insert(0, str(workdir))
+    import pytest
+
+    import vaelib
+
+    if not vaelib.__file__.startswith(str(workdir)):
+        return 3
+    return int(pytest.main(["-q", "-x", "-p", "no:cacheprovider", tests]))
+
+
+def _prepare(bug, workdir: Path) -> str | None:
+    """Copy the library and its tests into ``workdir`` and plant ``bug`` in the copy; why not, if it cannot be."""
     name, rel, before, after, tests = bug
     src = (ROOT / rel).read_text()
     if src.count(before) != 1:
-        return name, "CANNOT PLANT", (f"the text to change stands {src.count(before)} times in {rel} (expected "
-                                      f"once); update tools/plant_bugs.py with the code")
+        return (f"the text to change stands {src.count(before)} times in {rel} (expected once); update "
+                f"tools/plant_bugs.py with the code")
     for part in ("vaelib", "tests"):
         shutil.copytree(ROOT / part, workdir / part, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", workdir)
     (workdir / rel).write_text(src.replace(before, after))
-    # the copy comes first on sys.path (the working directory), before the installed vaelib: checked, then the tests
-    code = (f"import sys, vaelib, pytest; sys.exit(3 if not vaelib.__file__.startswith({str(workdir)!r}) else "
-            f"pytest.main(['-q', '-x', '-p', 'no:cacheprovider', {tests!r}]))")
-    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "VAEBOOK_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-c", code], cwd=workdir, env=env, capture_output=True, text=True)
-    last = (r.stdout.strip().splitlines() or ["no output"])[-1]
-    # exit 1: a test failed, the bug is caught; 0: missed; 2-5: the tests could not run at all
-    return name, {0: "MISSED", 1: "caught"}.get(r.returncode, "NOT RUN"), f"{tests.split('::')[-1]} ({last})"
+    return None
+
+
+def _fork(workdir: Path, tests: str) -> int:
+    """Run ``tests`` against the copy in ``workdir`` in a child forked from this process; the child's pid.
+
+    The child writes its output to ``workdir/log`` and ends with pytest's exit status, never returning here."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 4
+    try:
+        fd = os.open(workdir / "log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        code = _run_tests(workdir, tests)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def main() -> int:
     t0 = time.perf_counter()
-    workers = int(os.environ.get("PLANT_WORKERS", "2"))  # `make test` runs it beside the book build with 1
-    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=workers) as pool:
-        dirs = [Path(tmp) / str(i) for i in range(len(BUGS))]
-        results = list(pool.map(plant, BUGS, dirs))
-    for name, status, detail in results:
-        print(f"{name}: {status}: {detail}")
-    caught = sum(status == "caught" for _, status, _ in results)
+    workers = max(1, int(os.environ.get("PLANT_WORKERS", "2")))  # `make test` runs it beside the book build with 1
+    _preload()  # before any child, in this thread alone: the children are forked from a single-threaded process
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        queue = []
+        for i, bug in enumerate(BUGS):
+            workdir = Path(tmp) / str(i)
+            why = _prepare(bug, workdir)
+            if why is not None:
+                results[i] = ("CANNOT PLANT", why)
+            else:
+                queue.append(i)
+        running = {}  # pid -> bug index
+        while queue or running:
+            while queue and len(running) < workers:
+                i = queue.pop(0)
+                running[_fork(Path(tmp) / str(i), BUGS[i][4])] = i
+            pid, status = os.wait()
+            i = running.pop(pid)
+            code = os.waitstatus_to_exitcode(status)
+            log = (Path(tmp) / str(i) / "log").read_text().splitlines()
+            last = ([ln for ln in log if ln.strip()] or ["no output"])[-1]
+            # exit 1: a test failed, the bug is caught; 0: missed; 2-5 (or a signal): the tests could not run
+            status_word = {0: "MISSED", 1: "caught"}.get(code, "NOT RUN")
+            results[i] = (status_word, f"{BUGS[i][4].split('::')[-1]} ({last})")
+    for i, bug in enumerate(BUGS):
+        print(f"{bug[0]}: {results[i][0]}: {results[i][1]}")
+    caught = sum(status == "caught" for status, _ in results.values())
     print(f"{caught} of {len(BUGS)} planted bugs caught ({time.perf_counter() - t0:.0f} s)")
     return 0 if caught == len(BUGS) else 1
 
