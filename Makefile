@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 # --all: the budget is not a Sphinx input, so every page is rebuilt (and every chapter re-executed)
 BUILD_FLAGS = -W -n --keep-going --all
 
-.PHONY: setup settings lab book test lint unit plant-bugs fashion-mnist lock drift notebooks build-smoke book-then-browser browser-check colab-check colab-env mathjax pyodide chromium serve strip clean bench
+.PHONY: setup settings lab book book-student test lint unit plant-bugs fashion-mnist lock drift notebooks build-smoke book-then-browser browser-check colab-check colab-env mathjax pyodide chromium serve strip clean bench
 
 setup: $(VENV)/.installed
 
@@ -53,6 +53,15 @@ book: setup fashion-mnist mathjax pyodide settings $(KERNEL_PROFILE)
 	@echo
 	@echo "Book written to $(CURDIR)/_build/html"
 	@echo "  open file://$(CURDIR)/_build/html/index.html in a browser, or run 'make serve' for http://127.0.0.1:$(PORT)/"
+
+## make book-student: the book with every exercise and no solution, in _build/student/_build/html, from
+## `make book`'s executed chapters (tools/book_student.py; it runs `make book` first when they are missing
+## or older than the chapters' code)
+book-student: setup mathjax pyodide
+	$(PY) tools/book_student.py --check || $(MAKE) --no-print-directory book
+	$(PY) tools/book_student.py
+	$(JB) build _build/student-src --path-output _build/student $(BUILD_FLAGS)
+	@echo "Student edition written to $(CURDIR)/_build/student/_build/html"
 
 # The budget and device, checked before a build: a bad VAEBOOK_BUDGET is one line, not a Sphinx traceback.
 settings: setup

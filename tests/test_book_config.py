@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -211,10 +210,35 @@ def test_seed_everything_accepts_the_whole_range_and_only_ints():
 def glued(monkeypatch):
     """What the chapter glued, through a stand-in for myst-nb's glue."""
     store = {}
-    fake = types.ModuleType("myst_nb")
-    fake.glue = lambda name, value, display=True: store.__setitem__(name, value)
-    monkeypatch.setitem(sys.modules, "myst_nb", fake)
+    monkeypatch.setattr(book, "_myst_nb_installed", lambda: True)
+    monkeypatch.setattr(book, "_publish_glue", lambda name, value, display: store.__setitem__(name, value))
     return store
+
+
+@pytest.mark.parametrize("display", [False, True])
+def test_glue_publishes_what_myst_nbs_glue_publishes(monkeypatch, display):
+    """vaelib.book glues without importing myst_nb.ext.glue (seconds per chapter): the same message."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from IPython.core import display_functions
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.display import Markdown
+    from myst_nb import glue as myst_glue
+
+    InteractiveShell.instance()  # display() publishes only inside a shell
+    sent = []
+    monkeypatch.setattr(display_functions, "publish_display_data", lambda **kw: sent.append(kw))
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.plot([0, 1], [1, 0])
+    for value in (0.125, "text", Markdown("**bold**"), fig):
+        sent.clear()
+        myst_glue("name_a", value, display=display)
+        book._publish_glue("name_a", value, display)
+        assert len(sent) == 2 and sent[0] == sent[1], f"{type(value).__name__}: {sent}"
+        assert sent[1]["metadata"]["scrapbook"] == {"name": "name_a", "mime_prefix": "" if display else book.GLUE_PREFIX}
+    plt.close(fig)
 
 
 def test_glue_dict_glues_every_item_under_the_prefix(glued):

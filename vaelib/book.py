@@ -119,19 +119,49 @@ def _check_name(name) -> str:
     return name
 
 
+# myst-nb's mime prefix for a value glued without being shown (``myst_nb.ext.glue.GLUE_PREFIX``)
+GLUE_PREFIX = "application/papermill.record/"
+
+
+def _myst_nb_installed() -> bool:
+    """Whether myst-nb is importable (the book build), found without importing it."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("myst_nb") is not None
+    except ValueError:  # a module entry without a spec
+        return False
+
+
+def _publish_glue(name: str, value, display: bool) -> None:
+    """Emit ``value`` the way ``myst_nb.glue`` does, without importing ``myst_nb.ext.glue``.
+
+    myst-nb's glue is four lines: the value's display bundle, its mime types prefixed with
+    :data:`GLUE_PREFIX` unless it is shown, and the name in the ``scrapbook`` metadata, published
+    as raw display data. Importing the module that holds them loads nbformat's JSON-schema
+    validators (a grammar compiled at import by ``rfc3987_syntax``): 2.5-6 s of every chapter's
+    run on 2 cores, 12 chapters per build. tests/test_book_config.py holds this message to the one
+    ``myst_nb.glue`` publishes, for a number, a string, Markdown and a figure."""
+    from IPython.core.formatters import format_display_data
+    from IPython.display import display as _display
+
+    bundle, metadata = format_display_data(value)
+    prefix = "" if display else GLUE_PREFIX
+    metadata["scrapbook"] = {"name": name, "mime_prefix": prefix}
+    _display({prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)
+
+
 def glue(name: str, value, display: bool = False) -> None:
     """Store ``value`` under ``name`` for the book's ``{glue:}`` references (NumPy scalars as Python numbers)."""
     _check_name(name)
     value = plain(value)
-    try:
-        from myst_nb import glue as _glue
-    except ImportError:
+    if not _myst_nb_installed():  # Colab: nothing to store; shown when asked
         if display:
             from IPython.display import display as _display
 
             _display(value)
         return
-    _glue(name, value, display=display)
+    _publish_glue(name, value, display)
 
 
 def glue_dict(prefix: str, mapping) -> None:
@@ -365,12 +395,10 @@ def glue_figure(name: str, fig) -> None:
     if not isinstance(fig, Figure):
         raise TypeError(f"fig must be a matplotlib Figure; got {type(fig).__name__}")
     fig.tight_layout()
-    try:
-        import myst_nb  # noqa: F401
-    except ImportError:
+    if _myst_nb_installed():
+        glue(name, fig)
+    else:
         from IPython.display import display
 
         display(fig)
-    else:
-        glue(name, fig)
     plt.close(fig)
