@@ -194,6 +194,8 @@ def problems(r: dict, page: str, html: Path, colab_prefix: str | None) -> list[s
     # errors shown to the reader
     if "Traceback (most recent call last)" in r["text"]:
         found.append("a Python traceback is shown")
+    if re.search(r"<Figure size \d+x\d+ with \d+ Axes>", r["text"]):
+        found.append("a figure shown as the text '<Figure size ...>': glued without its image")
     if "\x1b[" in r["text"] or "[0;31m" in r["text"]:
         found.append("raw ANSI escape codes are shown")
     if r["error_outputs"]:

@@ -40,7 +40,11 @@ __all__ = [
 # executed them in `make book` from a fresh clone of c9c4575; 00 and 09 (4,056 steps a dSprites
 # model) alone under `jupyter nbconvert --execute`. tools/book_execute.py also orders the chapters by
 # them, longest first. Re-measure when a chapter's work changes.
-MEASURED_SECONDS = {"00": 56, "06": 127, "07": 222, "08": 191, "09": 355, "10": 199}
+MEASURED_SECONDS = {"00": 56, "06": 127, "07": 222, "08": 191, "09": 355, "10": 199,
+                    # 01-05 and the appendix (key "appendix", as tools/book_execute.py looks it up), for the
+                    # roadmap page: each alone under `jupyter nbconvert --execute` at the default budget with
+                    # VAEBOOK_THREADS=2, 2026-12-03, on that day's working tree (2 cores, not quiet: load 1.2-2.6)
+                    "01": 15, "02": 29, "03": 25, "04": 20, "05": 15, "appendix": 9}
 
 
 def expected_time(chapter: str) -> str:
@@ -385,8 +389,9 @@ def glue_interval(name: str, interval, fmt: str = ".3f", scale: float = 1.0) -> 
 def glue_figure(name: str, fig) -> None:
     """Lay out a matplotlib figure, glue it under ``name`` for ``{glue:figure}``, and close it.
 
-    Where myst-nb is absent (Colab) the figure is shown instead, so a reader running the chapter
-    sees every figure the book shows. Closing it keeps the notebook from drawing it a second time.
+    The book gets the figure as a PNG whatever matplotlib's backend. Where myst-nb is absent (Colab)
+    the figure is shown instead, so a reader running the chapter sees every figure the book shows.
+    Closing it keeps the notebook from drawing it a second time.
     """
     _check_name(name)
     import matplotlib.pyplot as plt
@@ -396,7 +401,12 @@ def glue_figure(name: str, fig) -> None:
         raise TypeError(f"fig must be a matplotlib Figure; got {type(fig).__name__}")
     fig.tight_layout()
     if _myst_nb_installed():
-        glue(name, fig)
+        # the PNG drawn here, as the inline backend would (print_figure, tight box): a kernel whose
+        # backend draws no image (MPLBACKEND=Agg) would otherwise glue the text "<Figure size ...>"
+        from IPython.core.pylabtools import print_figure
+        from IPython.display import Image
+
+        glue(name, Image(data=print_figure(fig, fmt="png", bbox_inches="tight"), format="png"))
     else:
         from IPython.display import display
 

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 
-__all__ = ["graphical_model", "architecture", "elbo_gap", "reparameterisation_graph", "kl_shape"]
+__all__ = ["graphical_model", "architecture", "elbo_gap", "reparameterisation_graph", "kl_shape", "kkt_cases"]
 
 
 def _arrow(ax, start, end, dashed=False, color="k", rad=0.0, lw=1.4):
@@ -325,5 +325,94 @@ def reparameterisation_graph():
     # the key
     ax.text(0.05, -0.25, "black: forward computation;  red: gradients, flowing back from $f$;  "
             "circles: random nodes;  boxes: deterministic", fontsize=8, va="center")
+    fig.tight_layout()
+    return fig
+
+
+def kkt_cases(a: float = 2.0, b: float = 0.5, s: float = 1.0, x: float = 3.5, v0: float = 0.5,
+              delta_active: float | None = None, delta_slack: float = 1.5):
+    """The two cases of complementary slackness {eq}`kkt-conditions`, in the toy of the KKT chapter
+    with the encoder's variance fixed at ``v0`` (its case B, {eq}`kkt-fixed-noise`).
+
+    The encoder q = N(m, v0) chooses its mean m. Each m gives a point (K(m), Rec(m)) of the plane
+    KL-reconstruction, with Rec of {eq}`kkt-toy-rec` and K = m^2 / 2 + K0 of {eq}`kkt-toy-kl`,
+    K0 = (v0 - log v0 - 1) / 2; the plotted curve is that set of points, m over a grid (the branch
+    of m on the side of m0 = (x - b) / a on top, the other below). The unconstrained maximiser of Rec
+    is m0, at the KL K_max = K(m0). For a budget delta, the feasible set is K <= delta (shaded),
+    and the optimum is the highest feasible point of the curve. In the plane, the level sets of the
+    Lagrangian F = Rec - beta (K - delta) are lines of slope beta; the one at the optimum's value,
+    with beta = beta*, touches the curve there and lies above all of it (dashed).
+
+    Left, ``delta_active`` in (K0, K_max) (default K0 + 1/2): the constraint binds, the optimum is
+    m_delta = sqrt(2 (delta - K0)) on the side of m0, at K = delta, and
+    beta* = a (x - b - a m_delta) / (s^2 m_delta) > 0. Right, ``delta_slack`` >= K_max: the optimum
+    is m0, inside, and beta* = 0. Every number is computed from these closed forms. Gids, with
+    <case> "active" or "slack": "objective:<case>" (the curve), "feasible:<case>" (the shading),
+    "budget:<case>" (the line K = delta), "optimum:<case>" (the marker), "lagrangian:<case>" (the
+    line of slope beta*), "beta:<case>" (the text giving beta*), and "unconstrained:active" (m0,
+    infeasible in the left panel).
+    """
+    r = x - b
+    if a == 0 or r == 0 or s <= 0 or v0 <= 0:
+        raise ValueError("kkt_cases needs a != 0, x != b, s > 0 and v0 > 0 (otherwise no budget binds)")
+
+    def rec(m):
+        return -0.5 * np.log(2 * np.pi * s * s) - ((r - a * m) ** 2 + a * a * v0) / (2 * s * s)
+
+    def kl(m):
+        return 0.5 * (m * m + v0 - np.log(v0) - 1)
+
+    m0 = r / a
+    k0, k_max = float(kl(0.0)), float(kl(m0))
+    if delta_active is None:
+        delta_active = k0 + 0.5
+    if not k0 < delta_active < k_max:
+        raise ValueError(f"delta_active must lie in (K0, K_max) = ({k0:.4g}, {k_max:.4g}); got {delta_active}")
+    if not delta_slack >= k_max:
+        raise ValueError(f"delta_slack must be >= K_max = {k_max:.4g}; got {delta_slack}")
+    sign = float(np.sign(m0))
+    m_delta = sign * np.sqrt(2 * (delta_active - k0))
+    optima = {  # (delta, m*, beta*), from {eq}`kkt-fixed-noise`
+        "active": (float(delta_active), m_delta, float(a * (r - a * m_delta) / (s * s * m_delta))),
+        "slack": (float(delta_slack), m0, 0.0),
+    }
+    # m from a little past 0 on the far side to beyond m0; the grid holds 0, m0 and both optima
+    span = abs(m0)
+    ms = sign * np.union1d(np.linspace(-0.3 * span, 1.5 * span, 721), [0.0, abs(m0), abs(m_delta)])
+    ks, rs = kl(ms), rec(ms)
+    r_max, r_nose = float(rec(m0)), float(rec(0.0))  # the top, and the curve's leftmost point K = K0
+    r_low = r_nose - 0.1 * (r_max - r_nose)  # the far branch runs on below the plot
+    top = r_max + 0.1 * (r_max - r_nose)
+    k_hi = max(float(ks.max()), delta_slack) * 1.02
+
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.4), sharey=True)
+    for ax, case in zip(axes, ("active", "slack")):
+        delta, m_opt, beta = optima[case]
+        k_opt, r_opt = float(kl(m_opt)), float(rec(m_opt))
+        ax.axvspan(0, delta, color="tab:green", alpha=0.12, lw=0, gid=f"feasible:{case}",
+                   label=r"feasible: $K \leq \delta$")
+        ax.axvline(delta, color="tab:green", lw=1.0, gid=f"budget:{case}")
+        ax.text(delta, r_low + 0.03 * (top - r_low), r" $\delta$", color="tab:green", fontsize=10, va="bottom")
+        ax.plot(ks, rs, color="k", lw=1.6, gid=f"objective:{case}", label=r"$(K(m), \mathrm{Rec}(m))$, all $m$")
+        # the Lagrangian's level set through the optimum: Rec = Rec* + beta* (K - delta)
+        kl_line = np.array([0.0, k_hi])
+        ax.plot(kl_line, r_opt + beta * (kl_line - k_opt), color="tab:red", ls="--", lw=1.2,
+                gid=f"lagrangian:{case}", label=r"$\mathrm{Rec} - \beta^\star (K - \delta) = \mathrm{Rec}^\star$")
+        ax.plot([k_opt], [r_opt], "o", color="tab:red", ms=6, zorder=5, gid=f"optimum:{case}",
+                label="constrained optimum")
+        ax.annotate(rf"$\beta^\star = {beta:.3g}$", (k_opt, r_opt), xytext=(6, -8), textcoords="offset points",
+                    ha="left", va="top", fontsize=10, color="tab:red", gid=f"beta:{case}")
+        if case == "active":
+            ax.plot([k_max], [r_max], "o", mfc="white", mec="k", ms=6, zorder=5, gid="unconstrained:active",
+                    label=r"unconstrained optimum $m_0$")
+            ax.set_title(r"budget binds: $K^\star = \delta$, $\beta^\star > 0$", fontsize=10)
+        else:
+            ax.set_title(r"budget slack: $K^\star < \delta$, $\beta^\star = 0$", fontsize=10)
+        ax.set_xlim(0, k_hi)
+        ax.set_ylim(r_low, top)
+        ax.set_xlabel(r"KL $K(m)$ (nats)")
+    axes[0].set_ylabel(r"reconstruction $\mathrm{Rec}(m)$ (nats)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[0].legend(handles, labels, loc="lower right", fontsize=7, frameon=False)
     fig.tight_layout()
     return fig
