@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 # --all: the budget is not a Sphinx input, so every page is rebuilt (and every chapter re-executed)
 BUILD_FLAGS = -W -n --keep-going --all
 
-.PHONY: setup settings lab book book-student test lint unit plant-bugs fashion-mnist lock drift notebooks build-smoke book-then-browser env-then-colab browser-check colab-check colab-env mathjax pyodide chromium serve strip clean bench
+.PHONY: setup settings lab book book-student test lint unit plant-bugs fashion-mnist lock drift notebooks build-smoke book-then-browser env-then-colab browser-check browser-pages browser-lite colab-check colab-env mathjax pyodide chromium serve strip clean bench
 
 setup: $(VENV)/.installed
 
@@ -115,23 +115,32 @@ fashion-mnist:
 notebooks: setup
 	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(VENV)/bin/pytest -q --nbval-lax -n $${NB_WORKERS:-2} --dist loadfile notebooks
 
+## make build-smoke: the book at the smoke budget, its chapters executed as `make book` executes them
+## (tools/book_execute.py, BOOK_WORKERS at a time, default 2), then built from the cache
 build-smoke: setup mathjax pyodide $(KERNEL_PROFILE)
 	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(MAKE) --no-print-directory settings
-	rm -rf _build/.jupyter_cache _build/html
+	rm -rf _build/html
+	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} IPYTHONDIR=$(CURDIR)/_build/ipython $(PY) tools/book_execute.py --workers $${BOOK_WORKERS:-2}
 	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(JB) build . $(BUILD_FLAGS)
 
-# CI's longest chain: the smoke build, then every page of it in the browser
+# CI's longest chain: the smoke build, then every page of it in the browser (the pages and the in-page
+# runs side by side: each is mostly one Chromium renderer busy)
 book-then-browser: build-smoke
-	$(MAKE) --no-print-directory browser-check
+	$(MAKE) --no-print-directory -j2 -O browser-pages browser-lite
 # and beside it: the Colab-like environment (mostly unpacking wheels: at normal priority), then nbval there
 env-then-colab: colab-env
 	$(MAKE) --no-print-directory COLAB_RUN="$(NICE)" colab-check
 
 ## browser-check: every page of _build/html (or BOOK_HTML) in headless Chromium, and the math fixture book;
 ## screenshots in _build/screenshots
+BROWSER_PAGES = tests_book/test_html.py tests_book/test_math_fixture.py tests_book/test_explorer.py
 browser-check: setup mathjax chromium
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests_book/test_html.py tests_book/test_math_fixture.py \
-	  tests_book/test_explorer.py tests_book/test_lite.py
+	$(VENV)/bin/pytest -q -p no:cacheprovider $(BROWSER_PAGES) tests_book/test_lite.py
+# the two halves of browser-check: every page, the math fixture and the explorer; the in-page runs
+browser-pages: setup mathjax chromium
+	$(VENV)/bin/pytest -q -p no:cacheprovider $(BROWSER_PAGES)
+browser-lite: setup mathjax chromium
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests_book/test_lite.py
 
 ## colab-check: every chapter under nbval in a kernel whose environment holds only Colab's packages + vaelib
 ## (_build/venv-colab, made the first time)

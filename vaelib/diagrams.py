@@ -81,21 +81,21 @@ def architecture(x_dim: int | str = "D", z_dim: int | str = "d"):
 
     ``x_dim`` and ``z_dim`` label the sizes (numbers, or the symbols D and d).
     """
-    fig, ax = plt.subplots(figsize=(8.6, 3.6))
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
     ax.set_xlim(-0.1, 10.6)
     ax.set_ylim(0, 4.4)
     ax.axis("off")
     enc, dec, samp = "#cfe2f3", "#f4cccc", "#fff2cc"
-    _box(ax, 0.0, 1.6, 1.25, 0.8, f"image $\\mathbf{{x}}$\n({x_dim} pixels)", "0.92", 9)
-    _box(ax, 1.65, 1.45, 1.45, 1.1, "encoder\n(MLP, $\\phi$)", enc)
-    _box(ax, 3.55, 2.35, 1.2, 0.7, "$\\boldsymbol{\\mu}$", enc)
-    _box(ax, 3.55, 0.95, 1.2, 0.7, "$\\log\\boldsymbol{\\sigma}^2$", enc)
-    ax.text(4.15, 1.97, f"({z_dim} each)", ha="center", va="center", fontsize=8)
+    _box(ax, 0.0, 1.6, 1.25, 0.8, f"image $\\mathbf{{x}}$\n({x_dim} pixels)", "0.92", 8)
+    _box(ax, 1.65, 1.45, 1.45, 1.1, "encoder\n(MLP, $\\phi$)", enc, 9)
+    _box(ax, 3.55, 2.35, 1.2, 0.7, "$\\boldsymbol{\\mu}$", enc, 9)
+    _box(ax, 3.55, 0.95, 1.2, 0.7, "$\\log\\boldsymbol{\\sigma}^2$", enc, 9)
+    ax.text(4.15, 1.97, f"({z_dim} each)", ha="center", va="center", fontsize=7)
     sampler = "sampler\n$\\mathbf{z}=\\boldsymbol{\\mu}+\\boldsymbol{\\sigma}\\odot\\boldsymbol{\\varepsilon}$"
-    _box(ax, 5.25, 1.45, 1.6, 1.1, sampler, samp, 9)
-    _box(ax, 5.35, 3.2, 1.4, 0.6, "$\\boldsymbol{\\varepsilon}\\sim\\mathcal{N}(\\mathbf{0},\\mathbf{I})$", "white", 9)
-    _box(ax, 7.3, 1.45, 1.45, 1.1, "decoder\n(MLP, $\\theta$)", dec)
-    _box(ax, 9.1, 1.6, 1.3, 0.8, "$p_\\theta(\\mathbf{x}\\mid\\mathbf{z})$\n(one logit\nper pixel)", "0.92", 8)
+    _box(ax, 5.25, 1.45, 1.6, 1.1, sampler, samp, 8)
+    _box(ax, 5.35, 3.2, 1.4, 0.6, "$\\boldsymbol{\\varepsilon}\\sim\\mathcal{N}(\\mathbf{0},\\mathbf{I})$", "white", 8)
+    _box(ax, 7.3, 1.45, 1.45, 1.1, "decoder\n(MLP, $\\theta$)", dec, 9)
+    _box(ax, 9.1, 1.6, 1.3, 0.8, "$p_\\theta(\\mathbf{x}\\mid\\mathbf{z})$\n(one logit\nper pixel)", "0.92", 7)
     for a, b in (((1.25, 2.0), (1.65, 2.0)), ((6.85, 2.0), (7.3, 2.0)), ((8.75, 2.0), (9.1, 2.0))):
         _arrow(ax, a, b)
     _arrow(ax, (3.1, 2.2), (3.55, 2.65))
@@ -105,13 +105,13 @@ def architecture(x_dim: int | str = "D", z_dim: int | str = "d"):
     _arrow(ax, (6.05, 3.2), (6.05, 2.55))
     # the loss: KL at the encoder's output, reconstruction at the decoder's
     ax.text(4.15, 0.45, "KL term: $D_{\\mathrm{KL}}(q_\\phi(\\mathbf{z}\\mid\\mathbf{x})\\,\\Vert\\,p(\\mathbf{z}))$",
-            ha="center", fontsize=9, color="tab:purple")
+            ha="center", fontsize=8, color="tab:purple")
     _arrow(ax, (4.15, 0.62), (4.15, 0.95), color="tab:purple", lw=1.0)
-    ax.text(9.75, 0.45, "reconstruction:\n$-\\log p_\\theta(\\mathbf{x}\\mid\\mathbf{z})$", ha="center", fontsize=9,
+    ax.text(9.75, 0.45, "reconstruction:\n$-\\log p_\\theta(\\mathbf{x}\\mid\\mathbf{z})$", ha="center", fontsize=8,
             color="tab:purple")
     _arrow(ax, (9.75, 0.95), (9.75, 1.6), color="tab:purple", lw=1.0)
     ax.text(0.0, 4.35, "one training step: $-$ELBO $=$ reconstruction $+$ KL, averaged over a minibatch",
-            fontsize=9, va="top")
+            fontsize=8, va="top")
     fig.tight_layout()
     return fig
 
