@@ -6,17 +6,19 @@ TORCH_SPEC ?= torch==2.13.0
 # --all: the budget is not a Sphinx input, so every page is rebuilt (and every chapter re-executed)
 BUILD_FLAGS = -W -n --keep-going --all
 
-.PHONY: setup settings lab book book-student test lint unit plant-bugs fashion-mnist lock drift notebooks build-smoke book-then-browser env-then-colab browser-check browser-pages browser-lite colab-check colab-env mathjax pyodide chromium serve strip clean bench
+.PHONY: setup settings lab book book-student test lint unit plant-bugs fashion-mnist lock drift notebooks build-smoke book-then-browser browser-check browser-pages browser-lite colab-check colab-env mathjax pyodide chromium serve strip clean bench
 
 setup: $(VENV)/.installed
 
 # The ranges of requirements.txt are for readers (Colab brings its own versions); the book and CI
 # install the exact versions of constraints.txt, a lock that `make lock` generates with pip-compile,
 # so a build next year gets today's libraries. torch is left out of the lock: TORCH_SPEC installs it.
+# --no-compile: pip would byte-compile every module of every wheel (torch's and SymPy's thousands) at install,
+# 64 of the install's 164 s here; Python compiles the modules a program imports when it first imports them.
 $(VENV)/.installed: requirements.txt pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -r requirements.txt -c constraints.txt -e .
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q --no-compile "$(TORCH_SPEC)"
+	$(PY) -m pip install -q --no-compile -r requirements.txt -c constraints.txt -e .
 	touch $@
 
 ## make lock: regenerate constraints.txt from requirements.txt, pyproject.toml and constraints.in
@@ -79,16 +81,20 @@ serve:
 	@echo "Serving $(CURDIR)/_build/html at http://127.0.0.1:$(PORT)/ (Ctrl-C stops)"
 	$(PY) -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
 
-## make test: lint, then side by side: the unit tests, the book build at the smoke budget (which executes
-## every chapter with the locked versions) followed by the reader's check of every page in headless
-## Chromium, every chapter under nbval in a Colab-like kernel, and the planted-bug audit
-# On 2 cores: every job single-threaded (VAEBOOK_THREADS=1: two torch threads per process on a busy 2-core
-# machine were measured 5-30x slower than one), the build and the browser check (the longest chain) at
-# normal priority, the others at a lower one (nice), so they take the core the chain leaves.
+## make test: the book's environment, the Colab-like one and MathJax made side by side; lint; then side by
+## side: the unit tests, the book build at the smoke budget (which executes every chapter with the locked
+## versions) followed by the reader's check of every page in headless Chromium, every chapter under nbval in
+## a Colab-like kernel, and the planted-bug audit
+# On 2 cores: the two environments are each one pip process, so they go together; then every job
+# single-threaded (VAEBOOK_THREADS=1: two torch threads per process on a busy 2-core machine were measured
+# 5-30x slower than one), the build and the browser check (the longest chain) at normal priority, the
+# others at a lower one (nice), so they take the core the chain leaves.
 NICE = nice -n 10
-test: setup lint
+test:
+	$(MAKE) --no-print-directory -j3 setup colab-env mathjax
+	$(MAKE) --no-print-directory lint
 	VAEBOOK_THREADS=1 PLANT_WORKERS=1 COLAB_JOBS=1 $(MAKE) --no-print-directory -j4 -O \
-	  UNIT_RUN="$(NICE)" PLANT_RUN="$(NICE)" unit plant-bugs env-then-colab book-then-browser
+	  UNIT_RUN="$(NICE)" PLANT_RUN="$(NICE)" COLAB_RUN="$(NICE)" unit plant-bugs colab-check book-then-browser
 
 lint: setup
 	$(VENV)/bin/ruff check vaelib tests tests_book tools bench notebooks book
@@ -127,10 +133,6 @@ build-smoke: setup mathjax pyodide $(KERNEL_PROFILE)
 # runs side by side: each is mostly one Chromium renderer busy)
 book-then-browser: build-smoke
 	$(MAKE) --no-print-directory -j2 -O browser-pages browser-lite
-# and beside it: the Colab-like environment (mostly unpacking wheels: at normal priority), then nbval there
-env-then-colab: colab-env
-	$(MAKE) --no-print-directory COLAB_RUN="$(NICE)" colab-check
-
 ## browser-check: every page of _build/html (or BOOK_HTML) in headless Chromium, and the math fixture book;
 ## screenshots in _build/screenshots
 BROWSER_PAGES = tests_book/test_html.py tests_book/test_math_fixture.py tests_book/test_explorer.py
@@ -147,8 +149,10 @@ browser-lite: setup mathjax chromium
 COLAB = cd "$${TMPDIR:-/tmp}" && VAEBOOK_THREADS=$${VAEBOOK_THREADS:-1} TORCH_SPEC='$(TORCH_SPEC)' VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(COLAB_RUN) $(abspath $(PY)) $(CURDIR)/tests_book/colab_like.py
 colab-check: setup
 	$(COLAB)
-colab-env: setup
-	$(COLAB) --setup-only
+# made with the system's python3 (colab_like.py needs only the standard library for it), so it can be made
+# while `setup` makes .venv
+colab-env:
+	cd "$${TMPDIR:-/tmp}" && TORCH_SPEC='$(TORCH_SPEC)' python3 $(CURDIR)/tests_book/colab_like.py --setup-only
 
 # MathJax 3 from npm, served with the book (tools/book_mathjax.py) so its math renders offline.
 MATHJAX_JS := _build/mathjax-site/mathjax/tex-mml-chtml.js

@@ -58,7 +58,8 @@ def vpy() -> Path:
 
 
 def pip(*args: str) -> None:
-    subprocess.run([str(vpy()), "-m", "pip", "install", "-q", *args], check=True)
+    # --no-compile: as the book's own environment (Makefile), the modules are compiled when first imported
+    subprocess.run([str(vpy()), "-m", "pip", "install", "-q", "--no-compile", *args], check=True)
 
 
 def ensure_venv(fresh: bool) -> None:
