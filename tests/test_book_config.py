@@ -102,10 +102,10 @@ def test_the_header_applies_threads_then_seeds_and_prints_the_settings(monkeypat
     monkeypatch.setattr(config, "device", lambda: torch.device("cpu"))
     monkeypatch.setenv("VAEBOOK_BUDGET", "default")
     torch.manual_seed(123)
-    book.header("06")
+    book.header("04")
     drawn = torch.rand(3)
     assert calls == ["threads"]
-    assert capsys.readouterr().out.splitlines() == [config.describe(), book.expected_time("06")]
+    assert capsys.readouterr().out.splitlines() == [config.describe(), book.expected_time("04")]
     torch.manual_seed(0)
     assert torch.equal(drawn, torch.rand(3))  # seeded with 0
     book.header()
@@ -137,13 +137,13 @@ def test_a_bad_thread_count_is_one_line_before_any_build(monkeypatch):
 def test_a_chapter_says_what_its_budget_will_take(monkeypatch):
     monkeypatch.setattr(config, "device", lambda: torch.device("cpu"))
     monkeypatch.setenv("VAEBOOK_BUDGET", "default")
-    minutes = f"{book.MEASURED_SECONDS['09'] / 60:.0f}"  # over 120 s: said in minutes
-    assert book.expected_time("09") == (f"expected time: about {minutes} minutes (measured on 2 CPU cores "
+    minutes = f"{book.MEASURED_SECONDS['07'] / 60:.0f}"  # over 120 s: said in minutes
+    assert book.expected_time("07") == (f"expected time: about {minutes} minutes (measured on 2 CPU cores "
                                         "at the default budget)")
-    monkeypatch.setitem(book.MEASURED_SECONDS, "06", 90)  # under 120 s: said in seconds
-    assert book.expected_time("06").startswith("expected time: about 90 s")
+    monkeypatch.setitem(book.MEASURED_SECONDS, "04", 90)  # under 120 s: said in seconds
+    assert book.expected_time("04").startswith("expected time: about 90 s")
     monkeypatch.setenv("VAEBOOK_BUDGET", "smoke")
-    assert book.expected_time("06").startswith("expected time: seconds")
+    assert book.expected_time("04").startswith("expected time: seconds")
     monkeypatch.setenv("VAEBOOK_BUDGET", "full")
     assert book.expected_time("07").startswith("WARNING: the full budget is meant for a GPU")
     monkeypatch.setattr(config, "device", lambda: torch.device("cuda"))

@@ -11,12 +11,12 @@ def test_every_notebook_of_the_toc_is_executed_longest_first():
     # every notebook page, each once: the chapters and the notebook pages of book/ (the roadmap)
     assert sorted(chapters) == sorted([*(ROOT / "notebooks").glob("*.ipynb"), *(ROOT / "book").glob("*.ipynb")])
     order = book_execute._longest_first(chapters)
-    measured = [p.stem.split("_")[0] for p in order if p.stem.split("_")[0] in book.MEASURED_SECONDS]
+    measured = [book.chapter_id(p.stem) for p in order if book.chapter_id(p.stem) in book.MEASURED_SECONDS]
     # every measured chapter first, in decreasing measured time; the rest after them
     assert sorted(measured) == sorted(book.MEASURED_SECONDS)
     times = [book.MEASURED_SECONDS[k] for k in measured]
     assert times == sorted(times, reverse=True)
-    assert [p.stem.split("_")[0] for p in order[: len(measured)]] == measured
+    assert [book.chapter_id(p.stem) for p in order[: len(measured)]] == measured
 
 
 def test_a_bad_worker_count_is_refused_before_anything_runs(capsys):

@@ -1,5 +1,5 @@
 """Posterior collapse and the aggregate posterior: KL warm-up, free bits, and the split of the KL
-term into I_q(x; z) + KL(q(z) || p(z)) (chapter 10).
+term into I_q(x; z) + KL(q(z) || p(z)) (chapter 09).
 
 Monte Carlo estimates are checked against closed forms within 4 standard errors (a false alarm
 about once in 16,000 runs per check; the seeds are fixed, so a pass is reproducible).

@@ -1,6 +1,6 @@
 """Hold vaelib to the derivations of the Gaussian KL and reparameterisation chapters.
 
-The KL is derived here in SymPy exactly as in ``notebooks/03_gaussian_kl.ipynb``
+The KL is derived here in SymPy exactly as in ``notebooks/02_gaussian_kl.ipynb``
 ({eq}`kl-univariate`), lambdified, and compared with ``vaelib.objectives.gaussian_kl`` on random
 and extreme float64 inputs: general prior, standard prior ({eq}`kl-standard`), class-mean prior
 ({eq}`kl-class-mean`) and the sum over dimensions ({eq}`kl-diag`). ``VAE.forward`` must draw

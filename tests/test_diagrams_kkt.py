@@ -1,4 +1,4 @@
-"""The concept figure of chapter 05, ``diagrams.kkt_cases``: the two cases of complementary slackness
+"""The concept figure of chapter 06, ``diagrams.kkt_cases``: the two cases of complementary slackness
 in the chapter's toy with the encoder's variance fixed. The figure's points are checked by routes of
 their own: a brute-force search over a dense grid of encoder means (no KKT formula), quadrature of
 the reconstruction term, and vaelib's KL."""

@@ -1,4 +1,4 @@
-"""The concept figures of chapters 02, 03 and 04: each draws its key labels, and the two that plot
+"""The concept figures of chapters 01, 02 and 03: each draws its key labels, and the two that plot
 curves plot the mathematics (checked here by routes of their own: quadrature, and vaelib's KL)."""
 
 import re

@@ -153,12 +153,12 @@ def test_elbo_estimate_replaces_the_chapters_loops():
         want = elbo(vae, x, eps=eps).elbo.double()
     torch.testing.assert_close(elbo_estimate(vae, x, 1, 5), want, rtol=0, atol=1e-5)
     assert vae.training  # the model's mode is restored
-    # chapter 10's mean_elbo: objectives.elbo averaged over 10 draws of a generator (float32 mean)
+    # chapter 09's mean_elbo: objectives.elbo averaged over 10 draws of a generator (float32 mean)
     gen = torch.Generator().manual_seed(7)
     with torch.no_grad():
         ch10 = torch.stack([elbo(vae, x, eps=torch.randn(9, 3, generator=gen)).elbo for _ in range(10)]).mean(0)
     torch.testing.assert_close(elbo_estimate(vae, x, 10, 7), ch10.double(), rtol=0, atol=1e-4)
-    # chapter 07's elbo_of: the ELBO of given Gaussians under the decoder, closed-form KL
+    # chapter 05's elbo_of: the ELBO of given Gaussians under the decoder, closed-form KL
     with torch.no_grad():
         mu, lv = vae.encode(x)
     mu, lv = mu + 0.1, lv - 0.2

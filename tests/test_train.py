@@ -143,7 +143,7 @@ def test_a_bad_budget_is_one_line_before_any_build(monkeypatch, capsys):
 
 
 def test_fit_is_a_plain_loop_a_reader_can_read_on_the_page():
-    # chapter 06 shows fit's source (inspect.getsource): a plain loop of at most 40 lines of body with
+    # chapter 04 shows fit's source (inspect.getsource): a plain loop of at most 40 lines of body with
     # a backward pass and an optimiser step, no vmap or stacking, and no line wider than the page's
     # code column (75 characters; the browser check fails wider ones)
     import ast

@@ -1,4 +1,4 @@
-"""Chapter 06's latent-space explorer in headless Chromium: it draws, it follows the pointer, and its
+"""Chapter 04's latent-space explorer in headless Chromium: it draws, it follows the pointer, and its
 JavaScript decoder is torch's decoder to float32 round-off.
 
     BOOK_HTML=_build/html .venv/bin/pytest -q tests_book/test_explorer.py     # after a book build
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 HTML = Path(os.environ.get("BOOK_HTML", bookcheck.ROOT / "_build" / "html")).resolve()
-PAGE = "notebooks/06_ae_vs_vae.html"
+PAGE = "notebooks/04_ae_vs_vae.html"
 
 # Float32 round-off: torch computes each output in float32 (a sum of ~hidden products, relative error
 # ~sqrt(hidden) * 6e-8, on logits of size <~ 10: ~1e-6 at 128 hidden units; the mean, a sigmoid of

@@ -53,10 +53,10 @@ def _chapters(toc: Path) -> list[Path]:
 def _longest_first(paths: list[Path]) -> list[Path]:
     """Longest expected chapter first (LPT scheduling); chapters without a measured time last."""
     sys.path.insert(0, str(ROOT))
-    from vaelib.book import MEASURED_SECONDS
+    from vaelib.book import MEASURED_SECONDS, chapter_id
 
     def expected(p: Path) -> float:
-        return MEASURED_SECONDS.get(p.stem.split("_")[0], 0)
+        return MEASURED_SECONDS.get(chapter_id(p.stem), 0)
 
     return sorted(paths, key=expected, reverse=True)
 

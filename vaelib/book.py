@@ -21,6 +21,7 @@ from . import config, data
 __all__ = [
     "header",
     "MEASURED_SECONDS",
+    "chapter_id",
     "expected_time",
     "load_for_budget",
     "glue",
@@ -36,15 +37,21 @@ __all__ = [
 ]
 
 # Seconds each training chapter took at the default budget on 2 quiet CPU cores with two threads,
-# torch 2.13.0, subnormals flushed (README, "Budgets", 2026-12-03): 06, 07, 08 and 10 as Jupyter Book
-# executed them in `make book` from a fresh clone of c9c4575; 00 and 09 (4,056 steps a dSprites
+# torch 2.13.0, subnormals flushed (README, "Budgets", 2026-12-03): 04, 05, 08 and 09 as Jupyter Book
+# executed them in `make book` from a fresh clone of c9c4575; 00 and 07 (4,056 steps a dSprites
 # model) alone under `jupyter nbconvert --execute`. tools/book_execute.py also orders the chapters by
 # them, longest first. Re-measure when a chapter's work changes.
-MEASURED_SECONDS = {"00": 56, "06": 127, "07": 222, "08": 191, "09": 355, "10": 199,
-                    # 01-05 and the appendix (key "appendix", as tools/book_execute.py looks it up), for the
-                    # roadmap page: each alone under `jupyter nbconvert --execute` at the default budget with
+MEASURED_SECONDS = {"00": 56, "04": 127, "05": 222, "08": 191, "07": 355, "09": 199,
+                    # 01-03, 06 and the appendices (keyed by their file names: chapter_id), for the roadmap
+                    # page: each alone under `jupyter nbconvert --execute` at the default budget with
                     # VAEBOOK_THREADS=2, 2026-12-03, on that day's working tree (2 cores, not quiet: load 1.2-2.6)
-                    "01": 15, "02": 29, "03": 25, "04": 20, "05": 15, "appendix": 9}
+                    "01": 29, "02": 25, "03": 20, "06": 15, "appendix_minibatch_sgd": 15, "appendix_setup": 9}
+
+
+def chapter_id(stem: str) -> str:
+    """A chapter's id from its file name: the two digits of ``04_ae_vs_vae``, the whole name of an
+    appendix (``appendix_setup``), which has no number."""
+    return stem[:2] if stem[:2].isdigit() else stem
 
 
 def expected_time(chapter: str) -> str:

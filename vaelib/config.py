@@ -88,7 +88,7 @@ def apply_threads() -> int:
     that torch's worker threads, created later, inherit the setting. A Bernoulli decoder's
     gradient on a pixel it is sure of is ``sigmoid(logit)``, below float32's smallest normal
     number (1.2e-38) once the logit is below about -87; the CPU computes with such subnormal
-    numbers many times more slowly, and chapter 09's beta sweep slowed from 17 s to 31-41 s an epoch
+    numbers many times more slowly, and chapter 07's beta sweep slowed from 17 s to 31-41 s an epoch
     as its decoders grew sure. Flushed, every epoch took 16-19 s, and the trained weights came out
     bit for bit the same (28 dSprites models after 4 epochs; a digit VAE after 150 epochs): values
     that small vanish in every sum they enter. :func:`denormals_flushed` checks it.

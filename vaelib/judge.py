@@ -1,4 +1,4 @@
-"""The digit judge: a classifier of real digits that scores generated images (chapters 06-08, 10).
+"""The digit judge: a classifier of real digits that scores generated images (chapters 04, 05, 08 and 09).
 
 Pure functions of NumPy arrays; the classifier is scikit-learn's. The chapters train the judge on
 the digits' test split, which no generator in the book is trained on, and measure it on the
