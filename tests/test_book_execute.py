@@ -25,3 +25,16 @@ def test_a_bad_worker_count_is_refused_before_anything_runs(capsys):
     with pytest.raises(SystemExit):
         book_execute.main(["--workers", "0"])
     assert "--workers must be at least 1; got 0" in capsys.readouterr().err
+
+
+def test_cell_seconds_reads_nbclients_timing_and_removes_it():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    timed = nbformat.v4.new_code_cell("\nx = 1\ny = 2")
+    timed.metadata["execution"] = {"iopub.execute_input": "2026-12-03T10:00:00.250000Z",
+                                   "shell.execute_reply": "2026-12-03T10:00:03.000000Z"}
+    untimed = nbformat.v4.new_code_cell("z = 3")
+    nb.cells = [nbformat.v4.new_markdown_cell("# t"), timed, untimed]
+    assert book_execute._cell_seconds(nb) == [(2.75, 1, "x = 1")]
+    assert "execution" not in nb.cells[1].metadata  # the cached notebook carries no timing

@@ -10,7 +10,8 @@ result of another budget or another commit survives; the build then finds every 
 and executes none. Two single-threaded chapters on two cores train 1.3-2x faster together than
 one after another with two threads each (see the README's "Performance").
 
-Prints each chapter's seconds as it finishes and writes them to ``--times`` (JSON). Exits 1,
+Prints each chapter's seconds as it finishes and writes them to ``--times`` (JSON), with each
+chapter's five slowest code cells (nbclient's timing, kept out of the cached notebook). Exits 1,
 with the chapter and its error, when a chapter fails; the cache then holds only the chapters that
 succeeded, and a build would execute the failed one itself and fail the same way.
 """
@@ -61,18 +62,38 @@ def _longest_first(paths: list[Path]) -> list[Path]:
     return sorted(paths, key=expected, reverse=True)
 
 
-def _execute(path: str, timeout: int) -> tuple[str, float, str | None, object]:
+def _cell_seconds(nb) -> list[tuple[float, int, str]]:
+    """Each code cell's seconds (nbclient's timing metadata, removed from the cell), index and first line."""
+    from datetime import datetime
+
+    out = []
+    for i, cell in enumerate(nb.cells):
+        timing = cell.get("metadata", {}).pop("execution", None)
+        if cell.cell_type != "code" or not timing or "shell.execute_reply" not in timing:
+            continue
+        start = timing.get("iopub.execute_input") or timing.get("shell.execute_reply.started")
+        if start is None:
+            continue
+        seconds = (datetime.fromisoformat(timing["shell.execute_reply"].replace("Z", "+00:00"))
+                   - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+        first = next((line for line in cell.source.splitlines() if line.strip()), "")
+        out.append((seconds, i, first[:70]))
+    return out
+
+
+def _execute(path: str, timeout: int) -> tuple[str, float, str | None, object, list]:
     import nbformat
     from jupyter_cache.executors.utils import single_nb_execution
 
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     result = single_nb_execution(nb, cwd=str(Path(path).parent), timeout=timeout, allow_errors=False,
-                                 meta_override=True)
+                                 meta_override=True, record_timing=True)
     seconds = time.perf_counter() - start
+    cells = _cell_seconds(nb)
     if result.err is not None:
-        return path, seconds, result.exc_string or repr(result.err), None
-    return path, seconds, None, nb
+        return path, seconds, result.exc_string or repr(result.err), None, cells
+    return path, seconds, None, nb, cells
 
 
 def main(argv=None) -> int:
@@ -93,14 +114,17 @@ def main(argv=None) -> int:
     shutil.rmtree(args.cache, ignore_errors=True)
     cache = get_cache(args.cache)
     os.environ["VAEBOOK_THREADS"] = "1"  # every kernel started from here inherits it
-    times, failed, t0 = {}, [], time.perf_counter()
+    times, slowest, failed, t0 = {}, {}, [], time.perf_counter()
     print(f"book_execute: {len(paths)} chapters, {args.workers} at a time, 1 thread each", flush=True)
     run = functools.partial(_execute, timeout=args.timeout)
     with mp.get_context("spawn").Pool(args.workers, maxtasksperchild=1) as pool:
         # handed out longest first, one at a time, reported as they finish
-        for path, seconds, err, nb in pool.imap_unordered(run, [str(x) for x in paths], chunksize=1):
+        for path, seconds, err, nb, cells in pool.imap_unordered(run, [str(x) for x in paths], chunksize=1):
             name = Path(path).relative_to(ROOT).as_posix()
             times[name] = round(seconds, 1)
+            # where a chapter's time goes: its five slowest code cells
+            slowest[name] = [{"cell": i, "seconds": round(t, 1), "first_line": line}
+                             for t, i, line in sorted(cells, reverse=True)[:5]]
             if err is not None:
                 failed.append(name)
                 print(f"book_execute: {name} FAILED after {seconds:.1f} s\n{err}", flush=True)
@@ -111,7 +135,7 @@ def main(argv=None) -> int:
     wall = time.perf_counter() - t0
     Path(args.times).parent.mkdir(parents=True, exist_ok=True)
     Path(args.times).write_text(json.dumps({"wall_seconds": round(wall, 1), "workers": args.workers,
-                                            "chapters": times}, indent=1) + "\n")
+                                            "chapters": times, "slowest_cells": slowest}, indent=1) + "\n")
     print(f"book_execute: {len(paths) - len(failed)} of {len(paths)} chapters in {wall:.0f} s "
           f"(sum of chapter times {sum(times.values()):.0f} s)", flush=True)
     return 1 if failed else 0
