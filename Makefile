@@ -20,6 +20,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml constraints.txt
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q --no-compile "$(TORCH_SPEC)"
 	$(PY) -m pip install -q --no-compile -r requirements.txt -c constraints.txt -e .
 	touch $@
+	$(STAMP)
 
 ## make lock: regenerate constraints.txt from requirements.txt, pyproject.toml and constraints.in
 lock: setup
@@ -90,7 +91,10 @@ serve:
 # 5-30x slower than one), the build and the browser check (the longest chain) at normal priority, the
 # others at a lower one (nice), so they take the core the chain leaves.
 NICE = nice -n 10
+# each of make test's stages prints the time it ended, so a CI log says where the minutes went
+STAMP = @echo "[$$(date +%T)] $@ done"
 test:
+	@echo "[$$(date +%T)] make test started"
 	$(MAKE) --no-print-directory -j3 setup colab-env mathjax
 	$(MAKE) --no-print-directory lint
 	VAEBOOK_THREADS=1 PLANT_WORKERS=1 COLAB_JOBS=1 $(MAKE) --no-print-directory -j4 -O \
@@ -103,10 +107,12 @@ lint: setup
 
 unit: setup fashion-mnist
 	$(UNIT_RUN) $(VENV)/bin/pytest -q -n 2 tests
+	$(STAMP)
 
 ## make plant-bugs: plant known bugs in a copy of vaelib, one at a time, and check that the tests catch each
 plant-bugs: setup
 	$(PLANT_RUN) $(PY) tools/plant_bugs.py
+	$(STAMP)
 
 # Debian's dataset-fashion-mnist: the 28x28 images of chapter 00 and of the `full` budget without a
 # download, and the real files its tests read (skipped, not failed, where apt cannot install it; chapter
@@ -127,7 +133,9 @@ build-smoke: setup mathjax pyodide $(KERNEL_PROFILE)
 	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(MAKE) --no-print-directory settings
 	rm -rf _build/html
 	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} IPYTHONDIR=$(CURDIR)/_build/ipython $(PY) tools/book_execute.py --workers $${BOOK_WORKERS:-2}
+	@echo "[$$(date +%T)] $@: chapters executed"
 	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(JB) build . $(BUILD_FLAGS)
+	$(STAMP)
 
 # CI's longest chain: the smoke build, then every page of it in the browser (the pages and the in-page
 # runs side by side: each is mostly one Chromium renderer busy)
@@ -141,18 +149,22 @@ browser-check: setup mathjax chromium
 # the two halves of browser-check: every page, the math fixture and the explorer; the in-page runs
 browser-pages: setup mathjax chromium
 	$(VENV)/bin/pytest -q -p no:cacheprovider $(BROWSER_PAGES)
+	$(STAMP)
 browser-lite: setup mathjax chromium
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests_book/test_lite.py
+	$(STAMP)
 
 ## colab-check: every chapter under nbval in a kernel whose environment holds only Colab's packages + vaelib
 ## (_build/venv-colab, made the first time)
 COLAB = cd "$${TMPDIR:-/tmp}" && VAEBOOK_THREADS=$${VAEBOOK_THREADS:-1} TORCH_SPEC='$(TORCH_SPEC)' VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(COLAB_RUN) $(abspath $(PY)) $(CURDIR)/tests_book/colab_like.py
 colab-check: setup
 	$(COLAB)
+	$(STAMP)
 # made with the system's python3 (colab_like.py needs only the standard library for it), so it can be made
 # while `setup` makes .venv
 colab-env:
 	cd "$${TMPDIR:-/tmp}" && TORCH_SPEC='$(TORCH_SPEC)' python3 $(CURDIR)/tests_book/colab_like.py --setup-only
+	$(STAMP)
 
 # MathJax 3 from npm, served with the book (tools/book_mathjax.py) so its math renders offline.
 MATHJAX_JS := _build/mathjax-site/mathjax/tex-mml-chtml.js
