@@ -47,10 +47,12 @@ $(KERNEL_PROFILE):
 	mkdir -p $(@D)
 	echo 'c.IPKernelApp.log_level = "ERROR"  # written by the Makefile: a quiet build log' > $@
 
-## make book: execute every chapter at the default budget and write _build/html. The chapters run two
-## at a time, one thread each, into Jupyter Book's cache (tools/book_execute.py, emptied first); the
-## build then takes every chapter's outputs from there
-book: setup fashion-mnist mathjax pyodide settings $(KERNEL_PROFILE)
+## make book: execute every chapter at the default budget and write _build/html. The environment and
+## MathJax are made side by side; the chapters run two at a time, one thread each, into Jupyter Book's
+## cache (tools/book_execute.py, emptied first); the build then takes every chapter's outputs from there
+book:
+	$(MAKE) --no-print-directory -j2 setup mathjax fashion-mnist
+	$(MAKE) --no-print-directory pyodide settings $(KERNEL_PROFILE)
 	IPYTHONDIR=$(CURDIR)/_build/ipython $(PY) tools/book_execute.py
 	$(JB) build . $(BUILD_FLAGS)
 	@echo
