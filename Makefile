@@ -91,8 +91,10 @@ serve:
 # On 2 cores: the two environments are each one pip process, so they go together; then every job
 # single-threaded (VAEBOOK_THREADS=1: two torch threads per process on a busy 2-core machine were measured
 # 5-30x slower than one), the build and the browser check (the longest chain) at normal priority, the
-# others at a lower one (nice), so they take the core the chain leaves.
-NICE = nice -n 10
+# others below everything else (tools/lowprio.py: a session of their own at autogroup nice 19, and their
+# kernels too, since `nice` alone does not rank one session's processes against another's), so they take
+# the CPU the chain leaves.
+NICE = $(abspath $(PY)) $(CURDIR)/tools/lowprio.py --
 # each of make test's stages prints the time it ended, so a CI log says where the minutes went
 STAMP = @echo "[$$(date +%T)] $@ done"
 test:
@@ -100,7 +102,8 @@ test:
 	$(MAKE) --no-print-directory -j3 setup colab-env mathjax
 	$(MAKE) --no-print-directory lint
 	VAEBOOK_THREADS=1 PLANT_WORKERS=1 COLAB_JOBS=1 $(MAKE) --no-print-directory -j4 -O \
-	  UNIT_RUN="$(NICE)" PLANT_RUN="$(NICE)" COLAB_RUN="$(NICE)" unit plant-bugs colab-check book-then-browser
+	  UNIT_RUN="$(NICE)" PLANT_RUN="$(NICE)" COLAB_RUN="$(NICE)" COLAB_ARGS="--kernel-group-nice 19" \
+	  unit plant-bugs colab-check book-then-browser
 
 lint: setup
 	$(VENV)/bin/ruff check vaelib tests tests_book tools bench notebooks book
@@ -158,7 +161,7 @@ browser-lite: setup mathjax chromium
 
 ## colab-check: every chapter under nbval in a kernel whose environment holds only Colab's packages + vaelib
 ## (_build/venv-colab, made the first time)
-COLAB = cd "$${TMPDIR:-/tmp}" && VAEBOOK_THREADS=$${VAEBOOK_THREADS:-1} TORCH_SPEC='$(TORCH_SPEC)' VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(COLAB_RUN) $(abspath $(PY)) $(CURDIR)/tests_book/colab_like.py
+COLAB = cd "$${TMPDIR:-/tmp}" && VAEBOOK_THREADS=$${VAEBOOK_THREADS:-1} TORCH_SPEC='$(TORCH_SPEC)' VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(COLAB_RUN) $(abspath $(PY)) $(CURDIR)/tests_book/colab_like.py $(COLAB_ARGS)
 colab-check: setup
 	$(COLAB)
 	$(STAMP)

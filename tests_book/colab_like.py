@@ -26,6 +26,7 @@ versions of ``constraints.txt``; here Colab's set is whatever pip resolves today
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -62,7 +63,25 @@ def pip(*args: str) -> None:
     subprocess.run([str(vpy()), "-m", "pip", "install", "-q", "--no-compile", *args], check=True)
 
 
-def ensure_venv(fresh: bool) -> None:
+def set_kernel_priority(spec: Path, group_nice: int | None) -> None:
+    """Start the kernel at low CPU priority (``group_nice``), or plainly (None).
+
+    A Jupyter kernel runs in a session of its own, and under the scheduler's autogroups a session
+    gets an equal share of the CPU whatever its processes' nice values (see ``tools/lowprio.py``).
+    So the kernel's command first sets its own session's autogroup nice, then becomes the kernel
+    (``exec``: same process, same Python); where that cannot be set, it starts all the same."""
+    kernel = json.loads(spec.read_text())
+    # the plain command: as `ipykernel install` wrote it, or after the wrapper's four words
+    plain = kernel["argv"][4:] if kernel["argv"][0] == "/bin/sh" else kernel["argv"]
+    if group_nice is None:
+        kernel["argv"] = plain
+    else:
+        wrapper = 'echo "$0" > /proc/self/autogroup 2>/dev/null; exec nice -n 10 "$@"'
+        kernel["argv"] = ["/bin/sh", "-c", wrapper, str(group_nice), *plain]
+    spec.write_text(json.dumps(kernel, indent=1) + "\n")
+
+
+def ensure_venv(fresh: bool, group_nice: int | None = None) -> None:
     if fresh and VENV.exists():
         shutil.rmtree(VENV)
     if not STAMP.exists():
@@ -73,10 +92,12 @@ def ensure_venv(fresh: bool) -> None:
         pip(*COLAB_PACKAGES)
         STAMP.write_text("ok\n")
         print(f"colab-like: environment ready in {time.time() - t:.0f} s", flush=True)
-    if not (VENV / "share" / "jupyter" / "kernels" / KERNEL / "kernel.json").exists():
+    spec = VENV / "share" / "jupyter" / "kernels" / KERNEL / "kernel.json"
+    if not spec.exists():
         # the kernel nbval starts: this environment's Python (ipykernel is among Colab's packages)
         subprocess.run([str(vpy()), "-m", "ipykernel", "install", "--prefix", str(VENV), "--name", KERNEL,
                         "--display-name", "Colab-like"], check=True, stdout=subprocess.DEVNULL)
+    set_kernel_priority(spec, group_nice)
     # vaelib: always reinstalled from a copy of the package files, so the build leaves nothing in the tree.
     with tempfile.TemporaryDirectory(prefix="vaelib-src-") as src:
         for name in ("pyproject.toml", "README.md"):
@@ -140,15 +161,17 @@ def main() -> int:
     ap.add_argument("--timeout", type=int, default=900, help="seconds per cell")
     ap.add_argument("--fresh", action="store_true", help="remake the environment")
     ap.add_argument("--setup-only", action="store_true", help="make the environment, run nothing")
+    ap.add_argument("--kernel-group-nice", type=int, default=None,
+                    help="run the kernels at this autogroup nice (19: below everything else; see tools/lowprio.py)")
     args = ap.parse_args()
     if args.setup_only:
-        ensure_venv(args.fresh)
+        ensure_venv(args.fresh, args.kernel_group_nice)
         return 0
     notebooks = [p.resolve() for p in args.notebooks] or sorted((ROOT / "notebooks").glob("*.ipynb"))
     if not notebooks:
         print("colab-like: no notebooks found")
         return 1
-    ensure_venv(args.fresh)
+    ensure_venv(args.fresh, args.kernel_group_nice)
     print(f"colab-like: nbval over {len(notebooks)} notebook(s), {args.jobs} at a time, "
           f"VAEBOOK_BUDGET={os.environ.get('VAEBOOK_BUDGET', 'smoke')}", flush=True)
     code, per_nb = run_nbval(notebooks, args.jobs, args.timeout)
