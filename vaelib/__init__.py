@@ -5,11 +5,11 @@ Modules, one concept each: :mod:`~vaelib.config` (budget, device, threads, seeds
 KL), :mod:`~vaelib.objectives` (each loss written once, for one model or K), :mod:`~vaelib.train`
 (the plain training loop, ``fit``), :mod:`~vaelib.batched` (``fit_many``, its batched twin),
 :mod:`~vaelib.estimates` (likelihood and posterior estimates), :mod:`~vaelib.flows` (planar flows),
-:mod:`~vaelib.disentangle`
-(disentanglement scores and the beta sweep), :mod:`~vaelib.judge` (the digit classifier),
-:mod:`~vaelib.stats`, :mod:`~vaelib.plots`, :mod:`~vaelib.book` (what chapters do around vaelib:
-header, data at the budget, glue) and :mod:`~vaelib.explorer`. Importing vaelib changes no global
-setting: threads are applied by :func:`vaelib.config.apply_threads` (a chapter's ``book.header``).
+:mod:`~vaelib.disentangle` (disentanglement scores and the beta sweep), :mod:`~vaelib.judge` (the
+digit classifier), :mod:`~vaelib.stats`, :mod:`~vaelib.plots`, :mod:`~vaelib.book` (what chapters
+do around vaelib: header, data at the budget, glue) and :mod:`~vaelib.explorer`. Importing vaelib
+changes no global setting: threads are applied by :func:`vaelib.config.apply_threads` (a chapter's
+``book.header``).
 """
 
 from . import batched, book, config, data, disentangle, estimates, flows, judge, models, objectives, plots, train  # noqa: F401
