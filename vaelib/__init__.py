@@ -5,6 +5,7 @@ Modules, one concept each: :mod:`~vaelib.config` (budget, device, threads, seeds
 KL), :mod:`~vaelib.objectives` (each loss written once, for one model or K), :mod:`~vaelib.train`
 (the plain training loop, ``fit``), :mod:`~vaelib.batched` (``fit_many``, its batched twin),
 :mod:`~vaelib.estimates` (likelihood and posterior estimates), :mod:`~vaelib.flows` (planar flows),
+:mod:`~vaelib.vq` (vector quantisation), :mod:`~vaelib.diffusion` (the forward chain in closed form),
 :mod:`~vaelib.disentangle` (disentanglement scores and the beta sweep), :mod:`~vaelib.judge` (the
 digit classifier), :mod:`~vaelib.stats`, :mod:`~vaelib.plots`, :mod:`~vaelib.book` (what chapters
 do around vaelib: header, data at the budget, glue) and :mod:`~vaelib.explorer`. Importing vaelib
@@ -12,6 +13,21 @@ changes no global setting: threads are applied by :func:`vaelib.config.apply_thr
 ``book.header``).
 """
 
-from . import batched, book, config, data, disentangle, estimates, flows, judge, models, objectives, plots, train  # noqa: F401
+from . import (  # noqa: F401
+    batched,
+    book,
+    config,
+    data,
+    diffusion,
+    disentangle,
+    estimates,
+    flows,
+    judge,
+    models,
+    objectives,
+    plots,
+    train,
+    vq,
+)
 
 __version__ = "0.1.0"
