@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 # --all: the budget is not a Sphinx input, so every page is rebuilt (and every chapter re-executed)
 BUILD_FLAGS = -W -n --keep-going --all
 
-.PHONY: setup settings lab book book-student test lint unit plant-bugs fashion-mnist lock drift notebooks build-smoke book-then-browser browser-check browser-pages browser-lite colab-check colab-env mathjax pyodide chromium serve strip clean bench
+.PHONY: setup settings lab book book-student test lint unit plant-bugs fashion-mnist lock drift notebooks build-smoke ci-chain browser-check browser-pages browser-lite colab-check colab-env mathjax pyodide chromium serve strip clean bench
 
 setup: $(VENV)/.installed
 
@@ -85,25 +85,34 @@ serve:
 	$(PY) -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
 
 ## make test: the book's environment, the Colab-like one and MathJax made side by side; lint; then side by
-## side: the unit tests, the book build at the smoke budget (which executes every chapter with the locked
-## versions) followed by the reader's check of every page in headless Chromium, every chapter under nbval in
-## a Colab-like kernel, and the planted-bug audit
+## side: the unit tests and the planted-bug audit, and the chain: every chapter under nbval in a Colab-like
+## kernel, the book built at the smoke budget from those executions, and the reader's check of every page
+## in headless Chromium (the in-page runs of two chapters; `make browser-check` runs all)
 # On 2 cores: the two environments are each one pip process, so they go together; then every job
 # single-threaded (VAEBOOK_THREADS=1: two torch threads per process on a busy 2-core machine were measured
-# 5-30x slower than one), the build and the browser check (the longest chain) at normal priority, the
-# others below everything else (tools/lowprio.py: a session of their own at autogroup nice 19, and their
-# kernels too, since `nice` alone does not rank one session's processes against another's), so they take
-# the CPU the chain leaves.
+# 5-30x slower than one), the chain at normal priority, the unit tests and the audit below everything else
+# (tools/lowprio.py: a session of their own at autogroup nice 19, since `nice` alone does not rank one
+# session's processes against another's, and every Jupyter kernel is a session), so they take the CPU
+# the chain leaves. Each chapter executes once: nbval's outputs are the book's (tests_book/nbval_capture.py);
+# `make book` and `make build-smoke` execute the chapters themselves, with the locked versions.
 NICE = $(abspath $(PY)) $(CURDIR)/tools/lowprio.py --
 # each of make test's stages prints the time it ended, so a CI log says where the minutes went
 STAMP = @echo "[$$(date +%T)] $@ done"
+CI_LITE_PAGES = notebooks/01_elbo.html,notebooks/06_beta_vae_kkt.html
 test:
 	@echo "[$$(date +%T)] make test started"
 	$(MAKE) --no-print-directory -j3 setup colab-env mathjax
 	$(MAKE) --no-print-directory lint
-	VAEBOOK_THREADS=1 PLANT_WORKERS=1 COLAB_JOBS=1 $(MAKE) --no-print-directory -j4 -O \
-	  UNIT_RUN="$(NICE)" PLANT_RUN="$(NICE)" COLAB_RUN="$(NICE)" COLAB_ARGS="--kernel-group-nice 19" \
-	  unit plant-bugs colab-check book-then-browser
+	VAEBOOK_THREADS=1 PLANT_WORKERS=1 $(MAKE) --no-print-directory -j4 -O \
+	  UNIT_RUN="$(NICE)" PLANT_RUN="$(NICE)" unit plant-bugs ci-chain
+
+# CI's longest chain: nbval in the Colab-like kernel (two notebooks at a time), keeping the executed
+# notebooks; the smoke build from them; then the pages and the in-page runs side by side
+COLAB_EXECUTED = $(CURDIR)/_build/colab-executed
+ci-chain: setup mathjax pyodide chromium $(KERNEL_PROFILE)
+	$(MAKE) --no-print-directory COLAB_JOBS=2 COLAB_ARGS="--save-executed $(COLAB_EXECUTED)" colab-check
+	$(MAKE) --no-print-directory BOOK_EXECUTED="$(COLAB_EXECUTED)" build-smoke
+	BOOK_LITE_PAGES="$(CI_LITE_PAGES)" $(MAKE) --no-print-directory -j2 -O browser-pages browser-lite
 
 lint: setup
 	$(VENV)/bin/ruff check vaelib tests tests_book tools bench notebooks book
@@ -133,19 +142,17 @@ notebooks: setup
 	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(VENV)/bin/pytest -q --nbval-lax -n $${NB_WORKERS:-2} --dist loadfile notebooks
 
 ## make build-smoke: the book at the smoke budget, its chapters executed as `make book` executes them
-## (tools/book_execute.py, BOOK_WORKERS at a time, default 2), then built from the cache
+## (tools/book_execute.py, BOOK_WORKERS at a time, default 2), then built from the cache; with
+## BOOK_EXECUTED=<folder>, the chapters found there are taken as executed (make test's chain)
 build-smoke: setup mathjax pyodide $(KERNEL_PROFILE)
 	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(MAKE) --no-print-directory settings
 	rm -rf _build/html
-	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} IPYTHONDIR=$(CURDIR)/_build/ipython $(PY) tools/book_execute.py --workers $${BOOK_WORKERS:-2}
+	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} IPYTHONDIR=$(CURDIR)/_build/ipython $(PY) tools/book_execute.py --workers $${BOOK_WORKERS:-2} \
+	  $(if $(BOOK_EXECUTED),--executed "$(BOOK_EXECUTED)")
 	@echo "[$$(date +%T)] $@: chapters executed"
 	VAEBOOK_BUDGET=$${VAEBOOK_BUDGET:-smoke} $(JB) build . $(BUILD_FLAGS)
 	$(STAMP)
 
-# CI's longest chain: the smoke build, then every page of it in the browser (the pages and the in-page
-# runs side by side: each is mostly one Chromium renderer busy)
-book-then-browser: build-smoke
-	$(MAKE) --no-print-directory -j2 -O browser-pages browser-lite
 ## browser-check: every page of _build/html (or BOOK_HTML) in headless Chromium, and the math fixture book;
 ## screenshots in _build/screenshots
 BROWSER_PAGES = tests_book/test_html.py tests_book/test_math_fixture.py tests_book/test_explorer.py

@@ -243,6 +243,28 @@ def test_glue_publishes_what_myst_nbs_glue_publishes(monkeypatch, display):
     plt.close(fig)
 
 
+def test_glue_stores_without_myst_nb_where_a_book_is_built_from_the_run(monkeypatch):
+    # Colab (no myst-nb): nothing stored, a figure shown; VAEBOOK_GLUE=1 (CI's Colab-like run, whose
+    # outputs the book is built from): stored as in the book build
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sent, shown = [], []
+    monkeypatch.setattr(book, "_myst_nb_installed", lambda: False)
+    monkeypatch.setattr(book, "_publish_glue", lambda name, value, display: sent.append(name))
+    monkeypatch.setattr("IPython.display.display", lambda *a, **k: shown.append(a))
+    monkeypatch.delenv("VAEBOOK_GLUE", raising=False)
+    book.glue("a_number", 1.5)
+    book.glue_figure("a_fig", plt.subplots(figsize=(1, 1))[0])
+    assert sent == [] and len(shown) == 1
+    monkeypatch.setenv("VAEBOOK_GLUE", "1")
+    book.glue("a_number", 1.5)
+    book.glue_figure("a_fig", plt.subplots(figsize=(1, 1))[0])
+    assert sent == ["a_number", "a_fig"] and len(shown) == 1
+
+
 def test_glue_dict_glues_every_item_under_the_prefix(glued):
     assert book.glue_dict("kl_mc", {"mu": np.float64(0.5), "reps": 3, 1: "x"}) is None
     assert glued == {"kl_mc_mu": 0.5, "kl_mc_reps": 3, "kl_mc_1": "x"}

@@ -114,10 +114,36 @@ def ensure_venv(fresh: bool, group_nice: int | None = None) -> None:
     assert leaked == "[]", f"the Colab-like environment has book tooling installed: {leaked}"
 
 
-def run_nbval(notebooks: list[Path], jobs: int, timeout: int) -> tuple[int, dict[str, tuple[bool, float]]]:
+def save_executed(executed: Path, notebooks: list[Path], dest: Path) -> None:
+    """Each notebook of the repository with the outputs nbval gave its copy (``executed``, written by
+    ``nbval_capture.py``), code cell by code cell, the appended check cell left out, into ``dest``."""
+    import nbformat
+
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    for original in notebooks:
+        ran = nbformat.read(executed / original.name, as_version=4)
+        nb = nbformat.read(original, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        done = [c for c in ran.cells if c.cell_type == "code"][: len(code)]
+        if [c.source for c in code] != [c.source for c in done]:
+            raise RuntimeError(f"{original.name}: the executed copy's code cells differ from the notebook's")
+        for cell, out in zip(code, done, strict=True):
+            cell.outputs, cell.execution_count = out.outputs, out.execution_count
+        # what nbclient records about the kernel's language, which the book's code highlighting reads
+        nb.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3",
+                                        "codemirror_mode": {"name": "ipython", "version": 3},
+                                        "file_extension": ".py", "mimetype": "text/x-python"}
+        nbformat.write(nb, dest / original.name)
+
+
+def run_nbval(notebooks: list[Path], jobs: int, timeout: int,
+              save: Path | None = None) -> tuple[int, dict[str, tuple[bool, float]]]:
     """nbval over a copy of each notebook (its own empty folder, the check cell appended) in the Colab-like kernel.
 
-    Returns pytest's exit status and, per notebook, whether every cell passed and the seconds its cells took."""
+    Returns pytest's exit status and, per notebook, whether every cell passed and the seconds its cells took.
+    With ``save``, and every notebook passed, the repository's notebooks with nbval's outputs go there
+    (``save_executed``), for the book build to take instead of executing them again."""
     import nbformat
 
     with tempfile.TemporaryDirectory(prefix="colab-like-") as work:
@@ -133,12 +159,20 @@ def run_nbval(notebooks: list[Path], jobs: int, timeout: int) -> tuple[int, dict
         env.setdefault("VAEBOOK_BUDGET", "smoke")
         env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
         env["JUPYTER_PATH"] = str(VENV / "share" / "jupyter")  # where the kernel's spec is
+        if save is not None:  # nbval's outputs kept (a conftest of the run's own folder, not the kernel's)
+            shutil.copy(Path(__file__).with_name("nbval_capture.py"), Path(work) / "conftest.py")
+            env["NBVAL_CAPTURE_DIR"] = str(Path(work) / "executed")
+            env["VAEBOOK_GLUE"] = "1"  # the chapters glue as in a book build (vaelib.book._gluing)
         report = Path(work) / "report.xml"
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", work, "-o", "addopts=",
                "--nbval-lax", "--nbval-kernel-name", KERNEL, "--nbval-cell-timeout", str(timeout),
                f"--junitxml={report}", *(["-n", str(jobs), "--dist", "loadfile"] if jobs > 1 else ["-p", "no:xdist"]),
                *copies]
         code = subprocess.run(cmd, cwd=work, env=env).returncode
+        if save is not None:
+            shutil.rmtree(save, ignore_errors=True)  # nothing of an earlier run survives a failed one
+            if code == 0:
+                save_executed(Path(work) / "executed", notebooks, save)
         # per notebook: all passed, seconds, cells reported (a test's classname is "<folder>.<notebook file>")
         per_nb: dict[str, list] = {nb.name: [True, 0.0, 0] for nb in notebooks}
         cases = ET.parse(report).getroot().iter("testcase") if report.exists() else []
@@ -161,6 +195,8 @@ def main() -> int:
     ap.add_argument("--timeout", type=int, default=900, help="seconds per cell")
     ap.add_argument("--fresh", action="store_true", help="remake the environment")
     ap.add_argument("--setup-only", action="store_true", help="make the environment, run nothing")
+    ap.add_argument("--save-executed", type=Path, default=None,
+                    help="write the notebooks with nbval's outputs here when all pass (for the book build)")
     ap.add_argument("--kernel-group-nice", type=int, default=None,
                     help="run the kernels at this autogroup nice (19: below everything else; see tools/lowprio.py)")
     args = ap.parse_args()
@@ -174,7 +210,8 @@ def main() -> int:
     ensure_venv(args.fresh, args.kernel_group_nice)
     print(f"colab-like: nbval over {len(notebooks)} notebook(s), {args.jobs} at a time, "
           f"VAEBOOK_BUDGET={os.environ.get('VAEBOOK_BUDGET', 'smoke')}", flush=True)
-    code, per_nb = run_nbval(notebooks, args.jobs, args.timeout)
+    save = args.save_executed.resolve() if args.save_executed else None
+    code, per_nb = run_nbval(notebooks, args.jobs, args.timeout, save)
     for name, (ok, secs) in per_nb.items():
         print(f"  {'PASS' if ok else 'FAIL'} {name} ({secs:.0f} s)", flush=True)
     failed = [name for name, (ok, _) in per_nb.items() if not ok]

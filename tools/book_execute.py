@@ -11,7 +11,9 @@ and executes none. Two single-threaded chapters on two cores train 1.3-2x faster
 one after another with two threads each (see the README's "Performance").
 
 Prints each chapter's seconds as it finishes and writes them to ``--times`` (JSON), with each
-chapter's five slowest code cells (nbclient's timing, kept out of the cached notebook). Exits 1,
+chapter's five slowest code cells (nbclient's timing, kept out of the cached notebook).
+``--executed DIR`` takes the chapters found in DIR as they are (CI's Colab-like nbval run executed
+them, ``tests_book/colab_like.py --save-executed``) and executes only the others. Exits 1,
 with the chapter and its error, when a chapter fails; the cache then holds only the chapters that
 succeeded, and a build would execute the failed one itself and fail the same way.
 """
@@ -102,6 +104,9 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     p.add_argument("--timeout", type=int, default=1800, help="seconds per chapter, as _config.yml's")
     p.add_argument("--times", default=str(ROOT / "_build" / "execution-times.json"))
+    p.add_argument("--executed", type=Path, default=None,
+                   help="a folder of notebooks already executed (colab_like.py --save-executed): each chapter "
+                        "found there is cached as it is, the others are executed")
     p.add_argument("notebooks", nargs="*", type=Path, help="default: every chapter of _toc.yml")
     args = p.parse_args(argv)
     if args.workers < 1:
@@ -117,6 +122,16 @@ def main(argv=None) -> int:
     times, slowest, failed, t0 = {}, {}, [], time.perf_counter()
     print(f"book_execute: {len(paths)} chapters, {args.workers} at a time, 1 thread each", flush=True)
     run = functools.partial(_execute, timeout=args.timeout)
+    if args.executed is not None:  # chapters another run executed: cached as they are, not run again
+        import nbformat
+
+        ready = [x for x in paths if (args.executed / x.name).is_file()]
+        for x in ready:
+            nb = nbformat.read(args.executed / x.name, as_version=4)
+            cache.cache_notebook_bundle(CacheBundleIn(nb, str(x), data={"execution_seconds": 0.0}),
+                                        check_validity=False, overwrite=True)
+        paths = [x for x in paths if x not in ready]
+        print(f"book_execute: {len(ready)} chapters taken as executed from {args.executed}", flush=True)
     with mp.get_context("spawn").Pool(args.workers, maxtasksperchild=1) as pool:
         # handed out longest first, one at a time, reported as they finish
         for path, seconds, err, nb, cells in pool.imap_unordered(run, [str(x) for x in paths], chunksize=1):
