@@ -1,7 +1,6 @@
 """tests_book/nbval_capture.py keeps the outputs nbval saw, and colab_like.save_executed moves them
 into the repository's notebook: what CI builds its book from (the chapters are executed once)."""
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -10,14 +9,9 @@ from pathlib import Path
 
 import nbformat
 
+from tests.test_lowprio import _colab_like
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _colab_like():
-    spec = importlib.util.spec_from_file_location("colab_like", ROOT / "tests_book" / "colab_like.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_nbvals_outputs_are_kept_and_moved_into_the_notebook(tmp_path):

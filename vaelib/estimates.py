@@ -359,6 +359,20 @@ def _posteriors64(model, x, name="x"):
     return mu.double(), logvar.double()
 
 
+def _aggregate_draws(model, x, n_samples, generator):
+    """The posteriors of the rows of ``x`` (float64), ``n_samples`` draws z ~ q(z|x_n) for every row n
+    (row r of ``z`` is from q(z|x_{r mod N})), and log q(z|x_n) and log q(z) at each draw."""
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        raise ValueError(f"n_samples must be an int >= 1; got {n_samples!r}")
+    mu, logvar = _posteriors64(model, x)
+    n, d = mu.shape
+    gen_device = generator.device if generator is not None else mu.device
+    eps = torch.randn(n_samples, n, d, generator=generator, dtype=torch.float64, device=gen_device).to(mu.device)
+    z = (mu + torch.exp(0.5 * logvar) * eps).reshape(-1, d)
+    log_cond = _normal_logpdf(z, mu.repeat(n_samples, 1), logvar.repeat(n_samples, 1))
+    return mu, logvar, z, log_cond, _mixture_log_density(z, mu, logvar)
+
+
 @torch.no_grad()
 def aggregate_posterior(model, x: torch.Tensor, n_samples: int = 1,
                         generator: torch.Generator | None = None) -> dict[str, float]:
@@ -378,15 +392,7 @@ def aggregate_posterior(model, x: torch.Tensor, n_samples: int = 1,
     cancels), so their sum checks nothing about q(z). Everything in nats, float64. ``generator``
     seeds the draws (on its own device; they are then moved to the model's).
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples must be an int >= 1; got {n_samples!r}")
-    mu, logvar = _posteriors64(model, x)
-    n, d = mu.shape
-    gen_device = generator.device if generator is not None else mu.device
-    eps = torch.randn(n_samples, n, d, generator=generator, dtype=torch.float64, device=gen_device).to(mu.device)
-    z = (mu + torch.exp(0.5 * logvar) * eps).reshape(-1, d)  # row r is from q(z|x_{r mod n})
-    log_cond = _normal_logpdf(z, mu.repeat(n_samples, 1), logvar.repeat(n_samples, 1))
-    log_agg = _mixture_log_density(z, mu, logvar)
+    mu, logvar, z, log_cond, log_agg = _aggregate_draws(model, x, n_samples, generator)
     mi, mkl = log_cond - log_agg, log_agg - _std_normal_logpdf(z)
     m = z.shape[0]
 
@@ -395,7 +401,7 @@ def aggregate_posterior(model, x: torch.Tensor, n_samples: int = 1,
 
     return {"mutual_info": float(mi.mean()), "marginal_kl": float(mkl.mean()),
             "rate": float(gaussian_kl(mu, logvar).mean()), "mutual_info_se": se(mi), "marginal_kl_se": se(mkl),
-            "mutual_info_max_term": float(mi.max()), "log_n": math.log(n)}
+            "mutual_info_max_term": float(mi.max()), "log_n": math.log(mu.shape[0])}
 
 
 @torch.no_grad()
@@ -485,18 +491,10 @@ def kl_decomposition(model, x: torch.Tensor, n_samples: int = 1,
     ``average_kl_mc``, ``rate``, and a standard error of each of the first four over the draws
     (``..._se``).
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples must be an int >= 1; got {n_samples!r}")
-    mu, logvar = _posteriors64(model, x)
-    n, d = mu.shape
-    gen_device = generator.device if generator is not None else mu.device
-    eps = torch.randn(n_samples, n, d, generator=generator, dtype=torch.float64, device=gen_device).to(mu.device)
-    z = (mu + torch.exp(0.5 * logvar) * eps).reshape(-1, d)  # row r is from q(z|x_{r mod n})
-    log_cond = _normal_logpdf(z, mu.repeat(n_samples, 1), logvar.repeat(n_samples, 1))
-    log_agg = _mixture_log_density(z, mu, logvar)
+    mu, logvar, z, log_cond, log_agg = _aggregate_draws(model, x, n_samples, generator)
     # each coordinate's aggregate marginal, a mixture of N one-dimensional Gaussians: (M, d)
     log_marg = torch.stack([_mixture_log_density(z[:, j:j + 1], mu[:, j:j + 1], logvar[:, j:j + 1])
-                            for j in range(d)], dim=1)
+                            for j in range(mu.shape[1])], dim=1)
     log_prior = -0.5 * (z**2 + _LOG_2PI)  # (M, d), p(z_j) = N(0, 1)
     parts = _tc_parts(log_cond, log_agg, log_marg, log_prior)
     parts["average_kl_mc"] = log_cond - log_prior.sum(-1)
