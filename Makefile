@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 # --all: the budget is not a Sphinx input, so every page is rebuilt (and every chapter re-executed)
 BUILD_FLAGS = -W -n --keep-going --all
 
-.PHONY: setup settings lab book book-student test lint unit plant-bugs fashion-mnist lock drift notebooks build-smoke ci-chain browser-check browser-pages browser-lite colab-check colab-env mathjax pyodide chromium serve strip clean bench
+.PHONY: setup settings lab book book-execute book-student test lint unit plant-bugs fashion-mnist lock drift notebooks build-smoke ci-chain browser-check browser-pages browser-lite colab-check colab-env mathjax pyodide chromium serve strip clean bench
 
 setup: $(VENV)/.installed
 
@@ -49,12 +49,17 @@ $(KERNEL_PROFILE):
 
 ## make book: execute every chapter at the default budget and write _build/html. The environment and
 ## MathJax are made side by side; the chapters run two at a time, one thread each, into Jupyter Book's
-## cache (tools/book_execute.py, emptied first); the build then takes every chapter's outputs from there
+## cache (tools/book_execute.py, emptied first), while Pyodide, which only the build needs, is fetched;
+## the build then takes every chapter's outputs from there
 book:
 	$(MAKE) --no-print-directory -j2 setup mathjax fashion-mnist
-	$(MAKE) --no-print-directory pyodide settings $(KERNEL_PROFILE)
-	IPYTHONDIR=$(CURDIR)/_build/ipython $(PY) tools/book_execute.py
+	$(MAKE) --no-print-directory settings $(KERNEL_PROFILE)
+	$(MAKE) --no-print-directory -j2 pyodide book-execute
 	$(JB) build . $(BUILD_FLAGS)
+
+# the chapters of `make book`, executed (a step of it, not a target to call alone)
+book-execute:
+	IPYTHONDIR=$(CURDIR)/_build/ipython $(PY) tools/book_execute.py
 	@echo
 	@echo "Book written to $(CURDIR)/_build/html"
 	@echo "  open file://$(CURDIR)/_build/html/index.html in a browser, or run 'make serve' for http://127.0.0.1:$(PORT)/"
