@@ -36,16 +36,13 @@ __all__ = [
     "glue_holm",
 ]
 
-# Seconds each training chapter took at the default budget on 2 quiet CPU cores with two threads,
-# torch 2.13.0, subnormals flushed (README, "Budgets", 2026-12-03): 04, 05, 08 and 09 as Jupyter Book
-# executed them in `make book` from a fresh clone of c9c4575; 00 and 07 (4,056 steps a dSprites
-# model) alone under `jupyter nbconvert --execute`. tools/book_execute.py also orders the chapters by
-# them, longest first. Re-measure when a chapter's work changes.
-MEASURED_SECONDS = {"00": 56, "04": 127, "05": 222, "08": 191, "07": 355, "09": 199,
-                    # 01-03, 06 and the appendices (keyed by their file names: chapter_id), for the roadmap
-                    # page: each alone under `jupyter nbconvert --execute` at the default budget with
-                    # VAEBOOK_THREADS=2, 2026-12-03, on that day's working tree (2 cores, not quiet: load 1.2-2.6)
-                    "01": 29, "02": 25, "03": 20, "06": 15, "appendix_minibatch_sgd": 15, "appendix_setup": 9}
+# Seconds each chapter took at the default budget in `make book` from a fresh clone of 68680ee on 2026-12-03
+# (README, "Budgets"): 2 CPU cores, torch 2.13.0, subnormals flushed, one thread each, two chapters at a time.
+# A reader running one chapter alone, with both cores, waits less. Keyed by chapter_id (an appendix by its
+# file name); the training chapters print theirs as their expected time, the roadmap page shows them all,
+# and tools/book_execute.py starts the longest first. Re-measure when a chapter's work changes.
+MEASURED_SECONDS = {"00": 89, "04": 193, "05": 234, "07": 497, "08": 200, "09": 312,
+                    "01": 43, "02": 35, "03": 33, "06": 29, "appendix_minibatch_sgd": 39, "appendix_setup": 21}
 
 
 def chapter_id(stem: str) -> str:
