@@ -72,3 +72,107 @@ def test_bad_input_is_named():
         codebook_perplexity(torch.tensor([0, 8]), 8)
     with pytest.raises(ValueError, match="integer codes"):
         codebook_perplexity(torch.tensor([0.5]), 8)
+
+
+# the VQ-VAE model and its loss
+
+
+def _vqvae(seed=0, **kw):
+    from vaelib.models import one_per_seed
+    from vaelib.vq import VQVAE
+
+    (m,) = one_per_seed(lambda: VQVAE((1, 4, 4), **{"n_latents": 3, "num_codes": 5, "code_dim": 2, "hidden": 8,
+                                                     **kw}).double(), [seed])
+    with torch.no_grad():  # the codebook at encoder outputs of five images, so that many codes are chosen
+        m.quantizer.codebook.copy_(m.encode(_binary(5, seed=9))[:, 0])
+    return m
+
+
+def _binary(n, seed=1):
+    return torch.bernoulli(torch.full((n, 16), 0.4, dtype=torch.float64), generator=torch.Generator().manual_seed(seed))
+
+
+def test_the_vqvae_quantises_every_position_to_its_nearest_code():
+    m, x = _vqvae(), _binary(40)
+    out = m(x)
+    assert out.z_e.shape == out.z_q.shape == (40, 3, 2) and out.codes.shape == (40, 3)
+    brute = ((out.z_e[:, :, None, :] - m.quantizer.codebook) ** 2).sum(-1).argmin(-1)
+    assert torch.equal(out.codes, brute)
+    assert len(out.codes.unique()) > 1  # guard: the check above compares more than one code
+    torch.testing.assert_close(out.z_q, m.quantizer.codebook[brute].detach(), rtol=0, atol=1e-15)
+    # the per-example losses sum the positions' squared distances
+    d2 = ((out.z_e - m.quantizer.codebook[brute]) ** 2).sum((1, 2)).detach()
+    torch.testing.assert_close(out.codebook_loss, d2, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(out.commitment_loss, d2, rtol=1e-12, atol=1e-12)
+
+
+def test_the_encoder_receives_the_decoders_gradient_unchanged():
+    m, x = _vqvae(), _binary(20)
+    out = m(x)
+    out.z_e.retain_grad()
+    out.z_q.retain_grad()
+    out.px.log_prob(x).sum().backward()
+    assert out.z_q.grad.abs().sum() > 0  # guard: the decoder sends a gradient
+    torch.testing.assert_close(out.z_e.grad, out.z_q.grad, rtol=0, atol=0)
+    # and the reconstruction term alone does not move the codebook
+    assert m.quantizer.codebook.grad is None or torch.all(m.quantizer.codebook.grad == 0)
+
+
+def test_the_vq_loss_weights_the_commitment_by_beta():
+    from vaelib.vq import VQLoss
+
+    m, x = _vqvae(), _binary(30)
+    px, losses = m.terms(x, per_dim=True)
+    rec, kl = px.log_prob(x).mean(), losses.mean(0)
+    out = m(x)
+    loss, logged = VQLoss(0.4).loss(rec, kl, 0)
+    expected = -out.px.log_prob(x).mean() + out.codebook_loss.mean() + 0.4 * out.commitment_loss.mean()
+    torch.testing.assert_close(loss, expected, rtol=1e-12, atol=1e-12)
+    assert set(logged) == {"rec", "codebook", "commitment"}
+    # the summed form of terms, and the ELBO with a uniform prior: log K nats per position
+    torch.testing.assert_close(m.terms(x)[1], losses.sum(-1), rtol=0, atol=0)
+    torch.testing.assert_close(m.elbo(x), out.px.log_prob(x) - 3 * math.log(5), rtol=1e-12, atol=1e-12)
+
+
+def test_fit_many_trains_each_vqvae_as_fit_does():
+    import copy
+
+    from vaelib import train
+    from vaelib.data import ImageData
+    from vaelib.vq import VQLoss
+
+    x = torch.rand(96, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    data = ImageData(x, torch.zeros(96, dtype=torch.long), (1, 4, 4), binarize=True)
+    ms = [_vqvae(seed=s) for s in (0, 1)]
+    alone = [copy.deepcopy(m) for m in ms]
+    train.fit_many(ms, data, [VQLoss(0.25), VQLoss(1.0)], seeds=[3, 4], epochs=2, batch_size=32, progress=False)
+    for m, a, beta, s in zip(ms, alone, (0.25, 1.0), (3, 4)):
+        train.fit(a, data, VQLoss(beta), epochs=2, batch_size=32, seed=s, progress=False)
+        moved = sum(float((p - q).detach().abs().sum()) for p, q in zip(m.parameters(), _vqvae(seed=s - 3).parameters()))
+        assert moved > 0  # guard: training changed the weights
+        for p, q in zip(m.parameters(), a.parameters()):
+            # float64, the same arithmetic batched: round-off ~1e-15 per step
+            torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-11)
+
+
+def test_dead_codes_counts_the_unused():
+    from vaelib.vq import dead_codes
+
+    assert dead_codes(torch.tensor([0, 0, 3, 5]), 8) == 5
+    assert dead_codes(torch.arange(8), 8) == 0
+
+
+def test_vqvae_bad_input_is_named():
+    from vaelib.models import VAE
+    from vaelib.vq import VQVAE, VQLoss
+
+    with pytest.raises(ValueError, match="n_latents must be a positive int"):
+        VQVAE((1, 4, 4), n_latents=0)
+    with pytest.raises(ValueError, match="x_shape must be"):
+        VQVAE((16,))
+    with pytest.raises(TypeError, match="VQLoss trains a vaelib.vq.VQVAE"):
+        VQLoss().check_model(VAE((1, 4, 4), 2, hidden=8))
+    with pytest.raises(ValueError, match="beta must be a finite number >= 0"):
+        VQLoss(-1.0)
+    with pytest.raises(ValueError, match="codebook and commitment losses"):
+        VQLoss().loss(torch.tensor(0.0), torch.tensor(1.0), 0)

@@ -5,7 +5,10 @@ Modules, one concept each: :mod:`~vaelib.config` (budget, device, threads, seeds
 KL), :mod:`~vaelib.objectives` (each loss written once, for one model or K), :mod:`~vaelib.train`
 (the plain training loop, ``fit``), :mod:`~vaelib.batched` (``fit_many``, its batched twin),
 :mod:`~vaelib.estimates` (likelihood and posterior estimates), :mod:`~vaelib.flows` (planar flows),
-:mod:`~vaelib.vq` (vector quantisation), :mod:`~vaelib.diffusion` (the forward chain in closed form),
+:mod:`~vaelib.vq` (vector quantisation and the VQ-VAE), :mod:`~vaelib.discrete` (exact gradients and the Concrete
+density for a categorical latent), :mod:`~vaelib.priors` (mixture and VampPrior priors, with estimates
+that read them), :mod:`~vaelib.tc` (the beta-TCVAE and minibatch estimates of log q(z)),
+:mod:`~vaelib.diffusion` (the forward chain in closed form),
 :mod:`~vaelib.disentangle` (disentanglement scores and the beta sweep), :mod:`~vaelib.judge` (the
 digit classifier), :mod:`~vaelib.stats`, :mod:`~vaelib.plots`, :mod:`~vaelib.book` (what chapters
 do around vaelib: header, data at the budget, glue) and :mod:`~vaelib.explorer`. Importing vaelib
@@ -19,6 +22,7 @@ from . import (  # noqa: F401
     config,
     data,
     diffusion,
+    discrete,
     disentangle,
     estimates,
     flows,
@@ -26,6 +30,8 @@ from . import (  # noqa: F401
     models,
     objectives,
     plots,
+    priors,
+    tc,
     train,
     vq,
 )

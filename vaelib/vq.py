@@ -12,6 +12,14 @@ Two losses train what the straight-through copy does not:
   gradient reaches the encoder only), beta = 0.25 in the paper.
 
 Shapes: ``(B, dim)`` in, ``(B, dim)`` out, ``(B,)`` codes and per-row losses.
+
+:class:`VQVAE` puts a quantiser between an encoder and a decoder (the book's MLPs): the encoder's
+output is cut into ``n_latents`` vectors of ``code_dim`` numbers, each replaced by its nearest
+codebook vector, one codebook shared by all positions. :class:`VQLoss` is its training objective,
+{eq}`dis-vq-loss`: minus the reconstruction term plus the codebook loss plus ``beta`` times the
+commitment loss. The model follows the interface of :mod:`vaelib.models` (``terms``), so
+:func:`vaelib.train.fit` and :func:`vaelib.batched.fit_many` train it: its second term, where a VAE
+returns its KL, is the two quantiser losses of every example, ``(B, 2)``.
 """
 
 from __future__ import annotations
@@ -22,7 +30,10 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-__all__ = ["Quantised", "VectorQuantizer", "codebook_perplexity"]
+from .models import _check_x, distribution, make_decoder, make_encoder
+from .objectives import Objective, _check_number
+
+__all__ = ["Quantised", "VectorQuantizer", "codebook_perplexity", "VQOutput", "VQVAE", "VQLoss", "dead_codes"]
 
 
 class Quantised(NamedTuple):
@@ -68,3 +79,121 @@ def codebook_perplexity(codes: torch.Tensor, num_codes: int) -> float:
     p = torch.bincount(codes, minlength=num_codes).double() / len(codes)
     p = p[p > 0]
     return float(math.exp(-(p * p.log()).sum()))
+
+
+def dead_codes(codes: torch.Tensor, num_codes: int) -> int:
+    """How many of the ``num_codes`` codebook vectors no row of ``codes`` chose."""
+    codes = torch.as_tensor(codes)
+    codebook_perplexity(codes, num_codes)  # the same checks of the codes
+    return int((torch.bincount(codes, minlength=num_codes) == 0).sum())
+
+
+class VQOutput(NamedTuple):
+    px: torch.distributions.Distribution  # p(x | z_q), log_prob(x) is (B,)
+    z_e: torch.Tensor  # (B, n_latents, code_dim) the encoder's output
+    z_q: torch.Tensor  # (B, n_latents, code_dim) its quantised version, straight-through
+    codes: torch.Tensor  # (B, n_latents) long
+    codebook_loss: torch.Tensor  # (B,) summed over the positions
+    commitment_loss: torch.Tensor  # (B,) summed over the positions
+
+
+def _positive_int(name, v):
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{name} must be a positive int; got {v!r}")
+
+
+class VQVAE(nn.Module):
+    """VQ-VAE (van den Oord et al. 2017) with the book's MLP encoder and Bernoulli decoder.
+
+    ``encoder``: x ``(B, D)`` -> ``n_latents * code_dim`` numbers, read as ``n_latents`` vectors
+    z_e; each is replaced by its nearest of ``num_codes`` codebook vectors (:class:`VectorQuantizer`,
+    one codebook for all positions); ``decoder``: the ``n_latents * code_dim`` quantised numbers ->
+    Bernoulli logits. The posterior is deterministic, one code per position, so there is no KL to
+    learn: with a uniform prior over the codes it is the constant ``n_latents * log(num_codes)``
+    (:meth:`elbo`). ``latent_dim`` is the width of z_e, ``n_latents * code_dim``: the width of the
+    noise ``eps`` that :func:`vaelib.train.fit` draws for every model, which a VQ-VAE does not use.
+    """
+
+    has_posterior, needs_labels, likelihood = False, False, "bernoulli"
+
+    def __init__(self, x_shape, n_latents: int = 4, num_codes: int = 16, code_dim: int = 2, hidden: int = 128):
+        super().__init__()
+        if len(tuple(x_shape)) != 3:
+            raise ValueError(f"x_shape must be (C, H, W); got {x_shape!r}")
+        for name, v in (("n_latents", n_latents), ("num_codes", num_codes), ("code_dim", code_dim),
+                        ("hidden", hidden)):
+            _positive_int(name, v)
+        self.x_shape = tuple(int(s) for s in x_shape)
+        self.x_dim = math.prod(self.x_shape)
+        self.n_latents, self.num_codes, self.code_dim = n_latents, num_codes, code_dim
+        self.latent_dim = n_latents * code_dim
+        self.config = dict(x_shape=list(self.x_shape), n_latents=n_latents, num_codes=num_codes, code_dim=code_dim,
+                           hidden=hidden)
+        self.encoder = make_encoder("mlp", self.x_shape, 0, self.latent_dim, hidden)
+        self.quantizer = VectorQuantizer(num_codes, code_dim)
+        self.decoder = make_decoder("mlp", self.latent_dim, self.x_shape, hidden)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, D)`` -> z_e ``(B, n_latents, code_dim)``."""
+        _check_x(x, self.x_dim, self)
+        return self.encoder(x).reshape(-1, self.n_latents, self.code_dim)
+
+    def decode(self, z_q: torch.Tensor) -> torch.distributions.Distribution:
+        """``(B, n_latents, code_dim)`` -> p(x | z_q), Bernoulli, ``log_prob(x)`` ``(B,)``."""
+        return distribution("bernoulli", self.decoder(z_q.reshape(-1, self.latent_dim)))
+
+    def forward(self, x: torch.Tensor) -> VQOutput:
+        """Encode, quantise every position with the straight-through gradient, decode."""
+        z_e = self.encode(x)
+        q = self.quantizer(z_e.reshape(-1, self.code_dim))
+        shape = z_e.shape[:2]
+        z_q = q.z_q.reshape(z_e.shape)
+        return VQOutput(self.decode(z_q), z_e, z_q, q.codes.reshape(shape),
+                        q.codebook_loss.reshape(shape).sum(1), q.commitment_loss.reshape(shape).sum(1))
+
+    def terms(self, x, y=None, eps=None, per_dim: bool = False):
+        """``(px, losses)``: p(x | z_q) and the codebook and commitment losses of every example,
+        ``(B, 2)`` with ``per_dim`` (what :class:`VQLoss` reads), else their sum ``(B,)``. ``y`` and
+        ``eps`` are accepted for the training loops' interface and unused."""
+        out = self(x)
+        losses = torch.stack([out.codebook_loss, out.commitment_loss], -1)
+        return out.px, losses if per_dim else losses.sum(-1)
+
+    @torch.no_grad()
+    def codes(self, x: torch.Tensor) -> torch.Tensor:
+        """The code of every position, ``(B, n_latents)`` long."""
+        return self(x).codes
+
+    @torch.no_grad()
+    def elbo(self, x: torch.Tensor) -> torch.Tensor:
+        """The ELBO of the VQ-VAE read as a latent-variable model with a uniform prior over the codes
+        ({eq}`dis-vq-elbo`): log p(x | z_q(x)) - n_latents log(num_codes), ``(B,)`` nats. The posterior
+        puts all its mass on one code per position, so its KL to the uniform prior is log(num_codes)
+        per position."""
+        return self(x).px.log_prob(x) - self.n_latents * math.log(self.num_codes)
+
+
+class VQLoss(Objective):
+    """The VQ-VAE's loss ({eq}`dis-vq-loss`), batch mean: -log p(x | z_q) + |sg(z_e) - e|^2
+    + beta |z_e - sg(e)|^2 (van den Oord et al. 2017: beta = 0.25). It reads the two quantiser
+    losses of :meth:`VQVAE.terms` (``kl_per_dimension``: ``(2,)`` batch means, ``(K, 2)`` for K
+    models) and logs ``rec``, ``codebook`` and ``commitment``."""
+
+    kl_per_dimension = True
+    hyperparameters = ("beta",)
+
+    def __init__(self, beta: float = 0.25):
+        _check_number("beta", beta, minimum=0.0)
+        self.beta = float(beta)
+
+    def check_model(self, model) -> None:
+        if not isinstance(model, VQVAE):
+            raise TypeError(f"VQLoss trains a vaelib.vq.VQVAE; got a {type(model).__name__}")
+
+    def loss(self, rec, kl, step, train=True):
+        if kl.shape != rec.shape + (2,):
+            raise ValueError(f"VQLoss needs the codebook and commitment losses, shape {tuple(rec.shape) + (2,)}; "
+                             f"got shape {tuple(kl.shape)}")
+        codebook, commitment = kl[..., 0], kl[..., 1]
+        loss = -rec + codebook + self.value("beta", rec) * commitment
+        return loss, {"rec": rec, "codebook": codebook, "commitment": commitment}
