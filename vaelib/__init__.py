@@ -4,7 +4,9 @@ Modules, one concept each: :mod:`~vaelib.config` (budget, device, threads, seeds
 :mod:`~vaelib.data`, :mod:`~vaelib.models` (each model declares its likelihood and computes its own
 KL), :mod:`~vaelib.objectives` (each loss written once, for one model or K), :mod:`~vaelib.train`
 (the plain training loop, ``fit``), :mod:`~vaelib.batched` (``fit_many``, its batched twin),
-:mod:`~vaelib.estimates` (likelihood and posterior estimates), :mod:`~vaelib.flows` (planar flows),
+:mod:`~vaelib.estimates` (likelihood and posterior estimates),
+:mod:`~vaelib.flows` (planar flows and a VAE with a flow posterior), :mod:`~vaelib.iwae` (the importance-weighted
+bound as a training objective, and gradient signal-to-noise),
 :mod:`~vaelib.vq` (vector quantisation and the VQ-VAE), :mod:`~vaelib.discrete` (exact gradients and the Concrete
 density for a categorical latent), :mod:`~vaelib.priors` (mixture and VampPrior priors, with estimates
 that read them), :mod:`~vaelib.tc` (the beta-TCVAE and minibatch estimates of log q(z)),
@@ -26,6 +28,7 @@ from . import (  # noqa: F401
     disentangle,
     estimates,
     flows,
+    iwae,
     judge,
     models,
     objectives,
