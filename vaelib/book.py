@@ -36,14 +36,15 @@ __all__ = [
     "glue_holm",
 ]
 
-# Seconds each chapter took at the default budget in `make book` from a fresh clone of 68680ee on 2026-12-03
+# Seconds each chapter took at the default budget in `make book` from a fresh clone of 3094717 on 2026-12-03
 # (README, "Budgets"): 2 CPU cores, torch 2.13.0, subnormals flushed, one thread each, two chapters at a time.
-# A reader running one chapter alone, with both cores, waits less. Keyed by chapter_id (an appendix by its
-# file name); the training chapters print theirs as their expected time, the roadmap page shows them all,
-# and tools/book_execute.py starts the longest first. Re-measure when a chapter's work changes.
-MEASURED_SECONDS = {"00": 89, "01": 43, "02": 35, "03": 33, "04": 193, "05": 234, "06": 29, "07": 497,
-                    "08": 200, "09": 312, "10": 66, "11": 66, "12": 65, "13": 45, "appendix_minibatch_sgd": 39,
-                    "appendix_setup": 21}
+# The same machine ran the same chapters up to 1.6x slower an hour and a half earlier; a reader running one
+# chapter alone, with both cores, waits less. Keyed by chapter_id (an appendix by its file name); the
+# training chapters print theirs as their expected time, the roadmap page shows them all, and
+# tools/book_execute.py starts the longest first. Re-measure when a chapter's work changes.
+MEASURED_SECONDS = {"00": 71, "01": 39, "02": 27, "03": 27, "04": 148, "05": 146, "06": 29, "07": 351,
+                    "08": 153, "09": 218, "10": 87, "11": 96, "12": 101, "13": 53, "appendix_minibatch_sgd": 32,
+                    "appendix_setup": 18}
 
 
 def chapter_id(stem: str) -> str:
