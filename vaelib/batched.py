@@ -47,18 +47,25 @@ class _Terms(nn.Module):
         return out
 
 
+def check_stackable(models):
+    """Raise unless ``models`` are distinct models of one class and configuration (so their weights
+    stack); returns the first."""
+    first = models[0]
+    for i, m in enumerate(models):
+        if type(m) is not type(first) or getattr(m, "config", None) != getattr(first, "config", None):
+            raise ValueError(f"models must share one class and configuration; model {i} is a {type(m).__name__} "
+                             f"with {getattr(m, 'config', None)}, model 0 a {type(first).__name__} with "
+                             f"{getattr(first, 'config', None)}")
+    if len({id(m) for m in models}) != len(models):
+        raise ValueError("models must be distinct objects (the same model twice would be trained twice)")
+    return first
+
+
 class _Stack:
     """K models of one architecture as stacked tensors: parameter ``name`` of model i is ``params[name][i]``."""
 
     def __init__(self, models, device):
-        first = models[0]
-        for i, m in enumerate(models):
-            if type(m) is not type(first) or getattr(m, "config", None) != getattr(first, "config", None):
-                raise ValueError(f"models must share one class and configuration; model {i} is a {type(m).__name__} "
-                                 f"with {getattr(m, 'config', None)}, model 0 a {type(first).__name__} with "
-                                 f"{getattr(first, 'config', None)}")
-        if len({id(m) for m in models}) != len(models):
-            raise ValueError("models must be distinct objects (the same model twice would be trained twice)")
+        first = check_stackable(models)
         self.k, self.latent_dim, self.likelihood = len(models), first.latent_dim, first.likelihood
         self.template = _Terms(copy.deepcopy(first).to("meta"))
         # The leaves Adam updates. A linear layer's weight (out, in) is stored transposed, (K, in, out)

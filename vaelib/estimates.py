@@ -71,13 +71,15 @@ def _encode(model, x, y=None):
 
 @torch.no_grad()
 def iwae_log_likelihood(model, x: torch.Tensor, k: int, max_rows: int = 2**16,
-                        generator: torch.Generator | None = None) -> torch.Tensor:
+                        generator: torch.Generator | None = None, log_prior=None) -> torch.Tensor:
     """Importance-sampled estimate of log p(x) (Burda et al. 2015), per example, in nats.
 
     log p(x) ~= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),  z_i ~ q(z|x)   ({eq}`iwae-bound`)
 
     computed as a log-mean-exp. ``model`` is any object with ``encode(x) -> (mu, logvar)`` and
-    ``decode(z) ->`` a distribution whose ``log_prob(x)`` is ``(B,)``, and the prior N(0, I).
+    ``decode(z) ->`` a distribution whose ``log_prob(x)`` is ``(B,)``; the prior is N(0, I) unless
+    ``log_prior``, a function of codes ``(M, L)`` returning ``(M,)`` log-densities, says otherwise
+    (:func:`vaelib.priors.iwae_log_likelihood` passes a model's learned prior).
     The k samples are drawn in chunks of at most ``max_rows`` decoder rows and combined with a
     running logsumexp, so k = 5000 fits in memory. k = 1 is the (one-sample) ELBO.
     ``x`` is ``(B, D)``; returns ``(B,)``.
@@ -107,7 +109,11 @@ def iwae_log_likelihood(model, x: torch.Tensor, k: int, max_rows: int = 2**16,
         z = mu + sigma * eps  # (c, B, L)
         px = model.decode(z.reshape(c * b, -1))
         log_px_z = px.log_prob(x.repeat(c, 1)).reshape(c, b)
-        log_w = log_px_z + _std_normal_logpdf(z) - _normal_logpdf(z, mu, logvar)
+        if log_prior is None:
+            log_pz = _std_normal_logpdf(z)
+        else:
+            log_pz = log_prior(z.reshape(c * b, -1)).reshape(c, b).to(mu.dtype)
+        log_w = log_px_z + log_pz - _normal_logpdf(z, mu, logvar)
         running = torch.logaddexp(running, torch.logsumexp(log_w, dim=0))
         done += c
     if was_training and hasattr(model, "train"):

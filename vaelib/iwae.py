@@ -39,6 +39,7 @@ from torch.func import functional_call, grad, stack_module_state, vmap
 
 from . import config
 from ._fitting import adam
+from .batched import check_stackable
 from .data import ImageData
 
 __all__ = ["posterior_sample", "log_weights", "iwae_bound", "multi_code_elbo", "importance_weights", "iwae_loss",
@@ -214,14 +215,7 @@ def fit_iwae(models, data: ImageData, *, k: int, seeds, epochs: int, batch_size:
     """
     if isinstance(models, nn.Module) or not isinstance(models, (list, tuple)) or not models:
         raise TypeError(f"models must be a non-empty list of models; got {type(models).__name__}")
-    first = models[0]
-    for i, m in enumerate(models):
-        if type(m) is not type(first) or getattr(m, "config", None) != getattr(first, "config", None):
-            raise ValueError(f"models must share one class and configuration; model {i} is a {type(m).__name__} "
-                             f"with {getattr(m, 'config', None)}, model 0 a {type(first).__name__} with "
-                             f"{getattr(first, 'config', None)}")
-    if len({id(m) for m in models}) != len(models):
-        raise ValueError("models must be distinct objects (the same model twice would be trained twice)")
+    first = check_stackable(models)
     k = _check_k(k)
     if bound not in BOUNDS:
         raise ValueError(f"bound must be one of {sorted(BOUNDS)}; got {bound!r}")

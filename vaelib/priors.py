@@ -32,7 +32,6 @@ import torch
 from torch import nn
 
 from . import estimates, models
-from .objectives import check_targets
 
 __all__ = [
     "PRIORS",
@@ -290,31 +289,9 @@ def iwae_log_likelihood(model, x: torch.Tensor, k: int, max_rows: int = 2**16,
     """
     _check_int("k", k)
     _check_int("max_rows", max_rows)
-    check_targets(model, x)
-    if x.ndim != 2:
-        raise ValueError(f"x must be (B, D); got shape {tuple(x.shape)}")
-    if k * x.shape[0] > estimates.IWAE_MAX_ROWS:
-        raise ValueError(f"k * len(x) = {k * x.shape[0]:,} decoder evaluations is more than "
-                         f"IWAE_MAX_ROWS = {estimates.IWAE_MAX_ROWS:,}; use a smaller k or fewer images")
-    with estimates._evaluating(model):
-        log_p = _log_prior_fn(model, log_prior)
-        mu, logvar = estimates._encode(model, x)
-        b, d = mu.shape
-        chunk = max(1, min(k, max_rows // max(b, 1)))
-        sigma = torch.exp(0.5 * logvar)
-        running = torch.full((b,), -math.inf, dtype=mu.dtype, device=mu.device)
-        done = 0
-        while done < k:
-            c = min(chunk, k - done)
-            eps = torch.randn((c, *mu.shape), dtype=mu.dtype, device=mu.device, generator=generator)
-            z = mu + sigma * eps  # (c, B, d)
-            flat = z.reshape(c * b, d)
-            log_px_z = model.decode(flat).log_prob(x.repeat(c, 1)).reshape(c, b)
-            log_pz = _chunked(log_p, flat).reshape(c, b).to(mu.dtype)
-            log_qz = -0.5 * ((z - mu) ** 2 * torch.exp(-logvar) + logvar + _LOG_2PI).sum(-1)
-            running = torch.logaddexp(running, torch.logsumexp(log_px_z + log_pz - log_qz, dim=0))
-            done += c
-    return running - math.log(k)
+    log_p = _log_prior_fn(model, log_prior)
+    return estimates.iwae_log_likelihood(model, x, k, max_rows=max_rows, generator=generator,
+                                         log_prior=lambda flat: _chunked(log_p, flat))
 
 
 @torch.no_grad()
