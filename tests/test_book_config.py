@@ -372,6 +372,46 @@ def test_glue_holm_glues_the_adjusted_verdict_beside_each_raw_one(glued):
     assert book.verdict_text(Interval(0.9, 0.6, 0.98, 10, 0.95, 0.01, 0.5)) == "resolved: above one half"
 
 
+def test_holm_holds_reads_each_claim_in_its_declared_direction(glued):
+    from vaelib.stats import Interval
+
+    up = Interval(1.0, 0.2, 1.8, 8, 0.95, 0.001)
+    fam = {"c_up": (up, 1), "c_wrong": (up, -1), "c_down": (Interval(-1.0, -1.9, -0.1, 8, 0.95, 0.01), -1)}
+    # c_wrong is resolved raw but above zero, against its declared "below": it enters with p = 1
+    assert book.holm_holds(fam) == {"c_up": True, "c_wrong": False, "c_down": True}
+    assert glued["c_wrong_holm"].data == "not resolved after Holm's adjustment"
+    with pytest.raises(TypeError, match=r"family\['x'\] must be \(interval, sign\)"):
+        book.holm_holds({"x": up})
+
+
+def test_claim_table_rows_say_what_kind_of_claim_each_is(glued):
+    from vaelib.stats import Interval
+
+    up, flat = Interval(1.0, 0.2, 1.8, 8, 0.95, 0.004), Interval(0.1, -0.3, 0.5, 8, 0.95, 0.6)
+    table = book.ClaimTable({"s1": True, "s2": False, "s3": True}, asserted=["s1"], withdrawn=["s3"])
+    primary = table.row("primary", up, sign=1)
+    assert primary == dict(claim="primary", estimate="1.00 [0.20, 1.80]", p="0.004", verdict="above 0",
+                           holm="tested alone", kind="primary, asserted")
+    assert table.row("one", up, ".1f", 1, "s1")["kind"] == "asserted"
+    wrong = table.row("two", up, sign=-1, name="s2")  # measured above, declared below
+    assert (wrong["p"], wrong["holm"], wrong["kind"]) == ("1", "not resolved", "not asserted")
+    assert table.row("three", flat, sign=1, name="s3")["kind"] == "assert withdrawn"
+    scaled = table.row("reported", flat, ".1f", scale=1000)
+    assert (scaled["estimate"], scaled["p"], scaled["verdict"], scaled["kind"]) == (
+        "100.0 [-300.0, 500.0]", "—", "not resolved", "reported, no claim")
+    assert book.raw_word(Interval(1.3, 1.1, 1.5, 8, 0.95, 0.01), "1") == "above 1"
+    table.glue("x_claims")
+    assert glued["x_claims"].data.splitlines()[0] == (
+        "| claim | estimate [95% CI] | two-sided $p$, declared direction | verdict | after Holm's adjustment | status |")
+    assert len(glued["x_claims"].data.splitlines()) == 2 + 5
+    with pytest.raises(KeyError, match="claim 's9' is not in the family"):
+        table.row("nine", up, sign=1, name="s9")
+    with pytest.raises(ValueError, match="a named claim needs its declared direction"):
+        table.row("one", up, name="s1")
+    with pytest.raises(ValueError, match=r"asserted and withdrawn must name claims of holds; \['s4'\]"):
+        book.ClaimTable({"s1": True}, asserted=["s4"])
+
+
 def test_glue_figure_glues_a_png_whatever_the_backend(glued):
     """Under a backend that draws no image in a kernel (MPLBACKEND=Agg) a glued figure is still a PNG."""
     import matplotlib

@@ -252,3 +252,15 @@ def test_factor_axis_angles_recovers_a_known_rotation():
     np.testing.assert_allclose(factor_axis_angles(z @ rot.T, f), [30.0, 30.0], atol=1e-9)
     with pytest.raises(ValueError, match="constant"):
         factor_axis_angles(z, np.column_stack([f[:, 0], np.zeros(len(f))]))
+
+
+def test_the_positive_control_needs_both_a_high_mig_and_a_gain_over_untrained_encoders():
+    from vaelib.disentangle import CONTROL_MIN_GAIN, CONTROL_MIN_MIG, positive_control_holds
+
+    assert (CONTROL_MIN_MIG, CONTROL_MIN_GAIN) == (0.3, 0.2)  # the thresholds chapters 07 and 12 declared
+    assert positive_control_holds(0.45, 0.05)
+    assert not positive_control_holds(0.29, 0.0)  # high enough gain, too low a MIG
+    assert not positive_control_holds(0.5, 0.35)  # high MIG, but untrained encoders nearly reach it
+    assert positive_control_holds(np.float64(0.3), 0.05)  # the MIG bound is inclusive
+    with pytest.raises(ValueError, match=r"floor_mig must be a finite number \(a mean MIG\); got nan"):
+        positive_control_holds(0.5, float("nan"))

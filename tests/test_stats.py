@@ -154,6 +154,21 @@ def test_holm_by_hand():
         stats.holm({"x": stats.Interval(1.0, 0.5, 1.5, 5, 0.95)})
 
 
+def test_directed_keeps_a_claim_that_points_the_declared_way_and_voids_one_that_does_not():
+    up = stats.Interval(0.8, 0.3, 1.3, 8, 0.95, 0.004)
+    assert stats.directed(up, 1) is up
+    assert stats.directed(up, -1) == up._replace(p=1.0)  # declared below, measured above: p = 1
+    # the direction is read against the interval's null (one half for a share of seeds)
+    share = stats.Interval(0.4, 0.2, 0.6, 10, 0.95, 0.3, 0.5)
+    assert stats.directed(share, -1).p == 0.3 and stats.directed(share, 1).p == 1.0
+    # Holm never counts an effect in the other direction as the claim holding
+    assert stats.holm({"a": stats.directed(up, -1)}) == {"a": "unresolved"}
+    with pytest.raises(ValueError, match=r"sign must be \+1 .* or -1 .*; got 0"):
+        stats.directed(up, 0)
+    with pytest.raises(TypeError, match="interval must be an Interval; got tuple"):
+        stats.directed((0.8, 0.3, 1.3), 1)
+
+
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match="at least 2"):
         stats.mean_interval([1.0])

@@ -82,6 +82,16 @@ BUGS = [  # name, file, the text as it is, the text with the bug, the tests that
      "return float(np.median(nearest_distances(samples, train)) / d_test)",
      "return float(np.median(nearest_distances(samples, test)) / d_test)",
      "tests/test_judge.py::test_memorisation_ratio_separates_copies_from_new_images"),
+    ("the importance-weighted mean divides by the last chunk, not k", "vaelib/estimates.py",
+     "    return running - math.log(k)\n", "    return running - math.log(c)\n",
+     "tests/test_estimates.py::test_iwae_is_exact_when_the_posterior_is_exact"),
+    ("the two-layer weight leaves out the conditional prior", "vaelib/hierarchical.py",
+     "                + _normal_logpdf(z1, pm, plv)\n", "",
+     "tests/test_hierarchical.py::test_at_the_exact_posterior_every_weight_is_the_evidence"),
+    ("a refined schedule restarts its noise at the second step", "vaelib/diffusion.py",
+     "    prev = torch.cat([torch.ones(1, dtype=torch.float64), ab_new[:-1]])",
+     "    prev = torch.cat([ab_new[:1], ab_new[:-1]])",
+     "tests/test_diffusion.py::test_a_refined_schedule_keeps_both_ends_of_the_noise_and_follows_its_curve"),
 ]
 
 

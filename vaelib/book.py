@@ -4,7 +4,9 @@
   training chapter) the time its budget is expected to take (:func:`expected_time`),
 * :func:`load_for_budget` -- the images a training chapter uses at the current budget,
 * :func:`glue`, :func:`glue_dict`, :func:`glue_table`, :func:`glue_interval`, :func:`glue_figure` --
-  values, tables and figures for the prose.
+  values, tables and figures for the prose,
+* :func:`glue_holm`, :func:`holm_holds`, :class:`ClaimTable` -- a chapter's family of declared
+  claims through Holm's adjustment, and its summary table of claims.
 
 Chapters quote numbers with ``{glue:}`name``` in their text; :func:`glue` stores them with
 myst-nb when it is installed (the book build) and, where it is not, prints nothing, or shows
@@ -31,6 +33,10 @@ __all__ = [
     "table_text",
     "plain",
     "glue_interval",
+    "holm_holds",
+    "raw_word",
+    "ClaimTable",
+    "CLAIM_COLUMNS",
     "interval_text",
     "verdict_text",
     "glue_holm",
@@ -43,7 +49,8 @@ __all__ = [
 # training chapters print theirs as their expected time, the roadmap page shows them all, and
 # tools/book_execute.py starts the longest first. Re-measure when a chapter's work changes.
 MEASURED_SECONDS = {"00": 71, "01": 39, "02": 27, "03": 27, "04": 148, "05": 146, "06": 29, "07": 351,
-                    "08": 153, "09": 218, "10": 87, "11": 96, "12": 101, "13": 53, "appendix_minibatch_sgd": 32,
+                    "08": 153, "09": 218, "10": 87, "11": 96, "12": 101, "13": 53, "14": 100,
+                    "appendix_minibatch_sgd": 32,
                     "appendix_setup": 18}
 
 
@@ -381,6 +388,99 @@ def glue_holm(intervals) -> dict[str, str]:
         _check_name(name)
         glue(f"{name}_holm", Markdown(_HOLM[word]))
     return words
+
+
+def holm_holds(family) -> dict[str, bool]:
+    """A chapter's family of declared claims through Holm's adjustment: glue each claim's adjusted
+    verdict (:func:`glue_holm`) and return, for each, whether it holds in its declared direction.
+
+    ``family`` maps each claim's glue name to ``(interval, sign)``, ``sign`` the declared direction
+    (+1 above the null, -1 below); a claim whose estimate points the other way enters with ``p = 1``
+    (:func:`vaelib.stats.directed`)."""
+    from .stats import directed
+
+    if not isinstance(family, Mapping) or not family:
+        raise TypeError(f"family must be a non-empty mapping of name -> (interval, sign); got {family!r}")
+    for name, spec in family.items():
+        if not (isinstance(spec, tuple) and len(spec) == 2):
+            raise TypeError(f"family[{name!r}] must be (interval, sign); got {spec!r}")
+    words = glue_holm({name: directed(iv, sign) for name, (iv, sign) in family.items()})
+    return {name: words[name] == ("higher" if sign > 0 else "lower") for name, (_, sign) in family.items()}
+
+
+def raw_word(interval, null: str | None = None) -> str:
+    """The interval's own verdict before any adjustment, as a claims table prints it: ``"above 0"``,
+    ``"below 0"`` or ``"not resolved"``, against the interval's null or against ``null`` (text such
+    as ``"1"``) when given."""
+    from .stats import Interval
+
+    if not isinstance(interval, Interval):
+        raise TypeError(f"interval must be a vaelib.stats.Interval; got {type(interval).__name__}")
+    null = f"{interval.null:g}" if null is None else null
+    if interval.lo > float(null):
+        return f"above {null}"
+    return f"below {null}" if interval.hi < float(null) else "not resolved"
+
+
+CLAIM_COLUMNS = {
+    "claim": "claim",
+    "estimate": "estimate [95% CI]",
+    "p": "two-sided $p$, declared direction",
+    "verdict": "verdict",
+    "holm": "after Holm's adjustment",
+    "kind": "status",
+}
+
+
+class ClaimTable:
+    """The rows of a chapter's summary table of claims, glued with :meth:`glue` under
+    :data:`CLAIM_COLUMNS`.
+
+    ``holds`` maps each secondary claim's name to whether it holds after Holm's adjustment
+    (:func:`holm_holds`); ``asserted`` names the claims the chapter's code asserts, ``withdrawn``
+    those whose assert was withdrawn (a methods note says why). :meth:`row` adds one row: a claim
+    reported without a direction (``sign`` None), the primary claim (a ``sign`` and no ``name``),
+    tested alone and asserted, or a secondary claim (``sign`` and ``name``).
+    """
+
+    def __init__(self, holds=None, asserted=(), withdrawn=(), fmt: str = ".2f"):
+        self.holds = dict(holds or {})
+        unknown = sorted((set(asserted) | set(withdrawn)) - set(self.holds))
+        if unknown:
+            raise ValueError(f"asserted and withdrawn must name claims of holds; {unknown} are not among "
+                             f"{sorted(self.holds)}")
+        self.asserted, self.withdrawn, self.fmt = tuple(asserted), tuple(withdrawn), fmt
+        self.rows: list[dict] = []
+
+    def row(self, claim: str, interval, fmt: str | None = None, sign: int | None = None, name: str | None = None,
+            scale: float = 1.0) -> dict:
+        """Add (and return) the row of one claim: its estimate with its 95% interval times ``scale``
+        in ``fmt``, its own verdict, and for a claim with a direction the p-value in that direction,
+        the verdict after Holm's adjustment and whether the code asserts it."""
+        from .stats import directed
+
+        out = dict(claim=claim, estimate=interval_text(interval, fmt or self.fmt, scale), p="—",
+                   verdict=raw_word(interval), holm="—", kind="reported, no claim")
+        if name is not None and sign is None:
+            raise ValueError(f"claim {name!r}: a named claim needs its declared direction, sign=+1 or -1")
+        if sign is not None:
+            out["p"] = f"{directed(interval, sign).p:.2g}"
+            if name is None:
+                out.update(holm="tested alone", kind="primary, asserted")
+            else:
+                if name not in self.holds:
+                    raise KeyError(f"claim {name!r} is not in the family given as holds: {sorted(self.holds)}")
+                out["holm"] = "holds" if self.holds[name] else "not resolved"
+                out["kind"] = ("asserted" if name in self.asserted
+                               else "assert withdrawn" if name in self.withdrawn else "not asserted")
+        self.rows.append(out)
+        return out
+
+    def glue(self, name: str) -> None:
+        """Glue the table under ``name`` for ``{glue:md}`` (:func:`glue_table`)."""
+        if not self.rows:
+            raise ValueError(f"the claims table {name!r} has no rows")
+        glue_table(name, self.rows, CLAIM_COLUMNS)
 
 
 def glue_interval(name: str, interval, fmt: str = ".3f", scale: float = 1.0) -> str:

@@ -28,7 +28,26 @@ __all__ = [
     "encoder_fn",
     "CachedRenderer",
     "beta_sweep",
+    "CONTROL_MIN_MIG",
+    "CONTROL_MIN_GAIN",
+    "positive_control_holds",
 ]
+
+# The positive control of chapters 07 and 12: a setting counts as one in which a VAE disentangles when
+# the best arm's mean MIG is at least CONTROL_MIN_MIG and at least CONTROL_MIN_GAIN above the mean MIG
+# of the same encoders before training (the floor that chance alignment gives).
+CONTROL_MIN_MIG = 0.3
+CONTROL_MIN_GAIN = 0.2
+
+
+def positive_control_holds(best_mig: float, floor_mig: float) -> bool:
+    """Whether a positive control holds: ``best_mig`` (the best arm's mean MIG) at least
+    :data:`CONTROL_MIN_MIG` and at least :data:`CONTROL_MIN_GAIN` above ``floor_mig`` (untrained
+    encoders' mean MIG)."""
+    for name, v in (("best_mig", best_mig), ("floor_mig", floor_mig)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not np.isfinite(v):
+            raise ValueError(f"{name} must be a finite number (a mean MIG); got {v!r}")
+    return bool(best_mig >= CONTROL_MIN_MIG and best_mig - floor_mig >= CONTROL_MIN_GAIN)
 
 
 def mutual_info_score(a, b) -> float:

@@ -19,6 +19,8 @@ from .objectives import check_targets, gaussian_kl
 
 __all__ = [
     "iwae_log_likelihood",
+    "log_mean_weight",
+    "evaluating",
     "elbo_estimate",
     "posterior_means",
     "codes",
@@ -94,30 +96,49 @@ def iwae_log_likelihood(model, x: torch.Tensor, k: int, max_rows: int = 2**16,
     if k * x.shape[0] > IWAE_MAX_ROWS:
         raise ValueError(f"k * len(x) = {k * x.shape[0]:,} decoder evaluations is more than IWAE_MAX_ROWS = "
                          f"{IWAE_MAX_ROWS:,} (hours on a CPU); use a smaller k or fewer images")
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
-    mu, logvar = _encode(model, x)
-    b = x.shape[0]
-    chunk = max(1, min(k, max_rows // max(b, 1)))
-    sigma = torch.exp(0.5 * logvar)
-    running = torch.full((b,), -math.inf, dtype=mu.dtype, device=mu.device)
-    done = 0
+    with evaluating(model):
+        mu, logvar = _encode(model, x)
+        b = x.shape[0]
+        sigma = torch.exp(0.5 * logvar)
+
+        def draw(c):  # c codes per image -> their log-weights (c, B)
+            eps = torch.randn((c, *mu.shape), dtype=mu.dtype, device=mu.device, generator=generator)
+            z = mu + sigma * eps  # (c, B, L)
+            px = model.decode(z.reshape(c * b, -1))
+            log_px_z = px.log_prob(x.repeat(c, 1)).reshape(c, b)
+            if log_prior is None:
+                log_pz = _std_normal_logpdf(z)
+            else:
+                log_pz = log_prior(z.reshape(c * b, -1)).reshape(c, b).to(mu.dtype)
+            return log_px_z + log_pz - _normal_logpdf(z, mu, logvar)
+
+        return log_mean_weight(draw, b, k, max_rows)
+
+
+def log_mean_weight(draw, n: int, k: int, max_rows: int = 2**16) -> torch.Tensor:
+    """log (1/k) sum_{i=1}^k w_i for each of ``n`` rows, from log-weights drawn in chunks: ``(n,)``.
+
+    ``draw(c)`` returns the log-weights of ``c`` fresh draws per row, ``(c, n)``; chunks hold at most
+    ``max_rows // n`` draws (at least one), so that ``c * n`` model evaluations fit in memory, and
+    are combined with a running logsumexp, never forming the weights themselves (they underflow).
+    The one loop behind every importance-weighted estimate in the library
+    (:func:`iwae_log_likelihood`, :func:`vaelib.hierarchical.iwae_log_likelihood`,
+    :func:`vaelib.iwae.bounds`); the chunks' sizes fix which numbers a seeded generator gives.
+    """
+    for name, v in (("n", n), ("k", k), ("max_rows", max_rows)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int; got {v!r}")
+    chunk = max(1, min(k, max_rows // n))
+    running, done = None, 0
     while done < k:
         c = min(chunk, k - done)
-        eps = torch.randn((c, *mu.shape), dtype=mu.dtype, device=mu.device, generator=generator)
-        z = mu + sigma * eps  # (c, B, L)
-        px = model.decode(z.reshape(c * b, -1))
-        log_px_z = px.log_prob(x.repeat(c, 1)).reshape(c, b)
-        if log_prior is None:
-            log_pz = _std_normal_logpdf(z)
-        else:
-            log_pz = log_prior(z.reshape(c * b, -1)).reshape(c, b).to(mu.dtype)
-        log_w = log_px_z + log_pz - _normal_logpdf(z, mu, logvar)
-        running = torch.logaddexp(running, torch.logsumexp(log_w, dim=0))
+        log_w = draw(c)
+        if not isinstance(log_w, torch.Tensor) or log_w.shape != (c, n):
+            raise ValueError(f"draw({c}) must return a tensor of shape {(c, n)}; got "
+                             f"{tuple(getattr(log_w, 'shape', ())) or type(log_w).__name__}")
+        chunk_sum = torch.logsumexp(log_w, dim=0)
+        running = chunk_sum if running is None else torch.logaddexp(running, chunk_sum)
         done += c
-    if was_training and hasattr(model, "train"):
-        model.train()
     return running - math.log(k)
 
 
@@ -147,7 +168,7 @@ def _device(model):
 
 
 @contextmanager
-def _evaluating(model):
+def evaluating(model):
     """The model in eval mode for the block, its own mode restored afterwards (also on an error)."""
     was_training = getattr(model, "training", None)
     if was_training is not None:
@@ -186,7 +207,7 @@ def posterior_means(model, x: torch.Tensor, batch_size: int = 2048, *, y=None) -
     AE) is refused: :func:`codes` takes either kind.
     """
     x, y = _inputs(model, x, y, batch_size)
-    with _evaluating(model):
+    with evaluating(model):
         mu, _ = _posterior_params(model, x, batch_size, y)
     return mu.double().cpu().numpy()
 
@@ -205,7 +226,7 @@ def codes(model, x: torch.Tensor, batch_size: int = 2048, *, y=None) -> np.ndarr
     x, y = _inputs(model, x, y, batch_size)
     flag = _has_posterior(model)
     out = []
-    with _evaluating(model):
+    with evaluating(model):
         check_targets(model, x)
         for s in range(0, x.shape[0], batch_size):
             xb = x[s : s + batch_size]
@@ -249,7 +270,7 @@ def elbo_estimate(model, x: torch.Tensor, n_samples: int, seed: int, *, y=None, 
     _check_count("seed", seed, minimum=0)
     x, y = _inputs(model, x, y, batch_size)
     check_targets(model, x)
-    with _evaluating(model):
+    with evaluating(model):
         if posterior is None:
             mu, logvar = _posterior_params(model, x, batch_size, y)
         else:

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, stack_module_state, vmap
 
-from . import config
+from . import config, estimates
 from ._fitting import adam
 from .batched import check_stackable
 from .data import ImageData
@@ -148,27 +148,19 @@ def bounds(model, x: torch.Tensor, k: int, generator: torch.Generator | None = N
         raise ValueError(f"x must be a (B, D) tensor; got {type(x).__name__} {tuple(getattr(x, 'shape', ()))}")
     if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
         raise ValueError(f"max_rows must be a positive int; got {max_rows!r}")
-    was_training = getattr(model, "training", None)
-    if was_training is not None:
-        model.eval()
-    try:
+    with estimates.evaluating(model):
         mu = model.encode(x)[0]
-        b = x.shape[0]
-        chunk = max(1, min(k, max_rows // max(b, 1)))
-        running = torch.full((b,), -math.inf, dtype=mu.dtype, device=mu.device)
-        total = torch.zeros(b, dtype=mu.dtype, device=mu.device)
-        done = 0
-        while done < k:
-            c = min(chunk, k - done)
-            eps = torch.randn((c, *mu.shape), dtype=mu.dtype, device=mu.device, generator=generator)
-            log_w = log_weights(model, x, eps)
-            running = torch.logaddexp(running, torch.logsumexp(log_w, 0))
+        total = torch.zeros(x.shape[0], dtype=mu.dtype, device=mu.device)
+
+        def draw(c):  # c codes per image -> their log-weights (c, B); their sum kept for the ELBO
+            nonlocal total
+            log_w = log_weights(model, x, torch.randn((c, *mu.shape), dtype=mu.dtype, device=mu.device,
+                                                      generator=generator))
             total = total + log_w.sum(0)
-            done += c
-    finally:
-        if was_training is not None:
-            model.train(was_training)
-    return Bounds(running - math.log(k), total / k)
+            return log_w
+
+        iwae = estimates.log_mean_weight(draw, x.shape[0], k, max_rows)
+    return Bounds(iwae, total / k)
 
 
 BOUNDS = {"iwae": iwae_bound, "elbo": multi_code_elbo}

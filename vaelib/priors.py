@@ -308,7 +308,7 @@ def aggregate_split(model, x: torch.Tensor, n_samples: int = 1, generator: torch
     KL term, their sum: a Monte Carlo estimate, since a mixture prior has no closed form), a standard
     error of each over the draws (``..._se``), ``mutual_info_max_term`` and ``log_n``.
     """
-    with estimates._evaluating(model):
+    with estimates.evaluating(model):
         log_p = _log_prior_fn(model, log_prior)
         _, _, z, log_cond, log_agg = estimates._aggregate_draws(model, x, n_samples, generator)
         log_pz = _chunked(log_p, z).double()
@@ -328,7 +328,7 @@ def aggregate_log_ratio(model, x: torch.Tensor, z, log_prior=None):
     ``log_prior``): :func:`vaelib.estimates.aggregate_log_ratio` for any prior. Below log 0.1, a point
     lies in a *hole*: the prior puts ten times more density there than the codes of ``x`` do.
     Returns a float64 NumPy array ``(M,)``."""
-    with estimates._evaluating(model):
+    with estimates.evaluating(model):
         log_p = _log_prior_fn(model, log_prior)
         mu, logvar = estimates._posteriors64(model, x)
         z = torch.as_tensor(z, dtype=torch.float64, device=mu.device)

@@ -40,7 +40,7 @@ from scipy import stats as _st
 
 __all__ = ["Interval", "mean_interval", "paired_difference", "paired_difference_with_test_set",
            "difference", "sign_flip_difference",
-           "proportion_interval", "pooled_proportion", "verdict", "holm"]
+           "proportion_interval", "pooled_proportion", "verdict", "holm", "directed"]
 
 
 class Interval(NamedTuple):
@@ -280,6 +280,18 @@ def verdict(interval: Interval) -> str:
     if not isinstance(interval, Interval):
         raise TypeError(f"verdict takes an Interval; got {type(interval).__name__}")
     return "higher" if interval.lo > interval.null else "lower" if interval.hi < interval.null else "unresolved"
+
+
+def directed(interval: Interval, sign: int) -> Interval:
+    """The interval as a claim declared in one direction enters a family: unchanged when its estimate
+    points the declared way (``sign`` +1: above the null, -1: below), else with ``p = 1``, so that
+    :func:`holm` can never count an effect in the other direction as the claim holding."""
+    if not isinstance(interval, Interval):
+        raise TypeError(f"interval must be an Interval; got {type(interval).__name__}")
+    if isinstance(sign, bool) or sign not in (1, -1):
+        raise ValueError(f"sign must be +1 (declared above the null) or -1 (below); got {sign!r}")
+    right = sign * (interval.estimate - interval.null) > 0
+    return interval if right else interval._replace(p=1.0)
 
 
 def holm(intervals: Mapping[str, Interval], alpha: float = 0.05) -> dict[str, str]:
