@@ -42,16 +42,15 @@ __all__ = [
     "glue_holm",
 ]
 
-# Seconds each chapter took at the default budget in `make book` from a fresh clone of 3094717 on 2026-12-03
+# Seconds each chapter took at the default budget in `make book` from a fresh clone of 87232e4 on 2026-12-04
 # (README, "Budgets"): 2 CPU cores, torch 2.13.0, subnormals flushed, one thread each, two chapters at a time.
 # The same machine ran the same chapters up to 1.6x slower an hour and a half earlier; a reader running one
 # chapter alone, with both cores, waits less. Keyed by chapter_id (an appendix by its file name); the
 # training chapters print theirs as their expected time, the roadmap page shows them all, and
 # tools/book_execute.py starts the longest first. Re-measure when a chapter's work changes.
-MEASURED_SECONDS = {"00": 71, "01": 39, "02": 27, "03": 27, "04": 148, "05": 146, "06": 29, "07": 351,
-                    "08": 153, "09": 218, "10": 87, "11": 96, "12": 101, "13": 53, "14": 100,
-                    "appendix_minibatch_sgd": 32,
-                    "appendix_setup": 18}
+MEASURED_SECONDS = {"00": 72, "01": 29, "02": 20, "03": 20, "04": 157, "05": 191, "06": 16, "07": 376,
+                    "08": 149, "09": 242, "10": 98, "11": 78, "12": 79, "13": 42, "14": 77,
+                    "appendix_minibatch_sgd": 23, "appendix_setup": 13}
 
 
 def chapter_id(stem: str) -> str:
