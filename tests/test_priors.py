@@ -167,14 +167,31 @@ def test_iwae_is_the_librarys_under_the_standard_prior():
     for model in (vae, pv):  # a plain VAE (N(0, I) by default) and the PriorVAE's own standard prior
         ours = priors.iwae_log_likelihood(model, x, 23, max_rows=40, generator=_gen(0))
         torch.testing.assert_close(ours, lib, rtol=1e-12, atol=1e-10)
-    # a learned prior changes the bound: the library's, which assumes N(0, I), is then another number
+    # a learned prior changes the bound: the library's estimate, which fixes N(0, I), refuses the model,
+    # and with N(0, I) passed by hand gives another number
     vamp = _model("vamp", k=3)
     ours = priors.iwae_log_likelihood(vamp, x, 23, generator=_gen(0))
-    assumed = estimates.iwae_log_likelihood(vamp, x, 23, generator=_gen(0))
+    with pytest.raises(TypeError, match=r"iwae_log_likelihood assumes the prior N\(0, I\); this PriorVAE has the "
+                                        r"prior 'vamp': for a learned prior use vaelib.priors.iwae_log_likelihood"):
+        estimates.iwae_log_likelihood(vamp, x, 23, generator=_gen(0))
+    assumed = estimates.iwae_log_likelihood(vamp, x, 23, generator=_gen(0), log_prior=priors.standard_normal_log_prob)
     assert (ours - assumed).abs().max() > 0.1
-    # unless it is told the prior is N(0, I)
+    # and priors' estimate, told the prior is N(0, I), gives the same number
     told = priors.iwae_log_likelihood(vamp, x, 23, generator=_gen(0), log_prior=priors.standard_normal_log_prob)
     torch.testing.assert_close(told, assumed, rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize("fn, args, instead", [
+    ("aggregate_posterior", (), "vaelib.priors.aggregate_split"),
+    ("aggregate_log_ratio", (torch.zeros(2, 3, dtype=F64),), "vaelib.priors.aggregate_log_ratio"),
+    ("kl_decomposition", (), "factorises over the latent dimensions"),
+])
+def test_the_estimates_that_fix_the_prior_at_n01_refuse_a_learned_prior(fn, args, instead):
+    x = _x(5)
+    getattr(estimates, fn)(_model("standard"), x, *args)  # the PriorVAE's standard prior is N(0, I): accepted
+    with pytest.raises(TypeError, match=f"estimates.{fn} assumes the prior N\\(0, I\\); this PriorVAE has the "
+                                        f"prior 'mog': .*{instead}"):
+        getattr(estimates, fn)(_model("mog", k=2), x, *args)
 
 
 @pytest.mark.parametrize("prior", ["mog", "vamp"])

@@ -71,6 +71,17 @@ def _encode(model, x, y=None):
     return out
 
 
+def _check_standard_prior(model, name: str, instead: str) -> None:
+    """Refuse a model whose prior is not N(0, I) (one that declares another in ``prior_kind``: a
+    :class:`vaelib.priors.PriorVAE` with a learned prior, a :class:`vaelib.models.CVAE`) in a function
+    that fixes the prior at N(0, I): its number would be that of another model, this encoder and
+    decoder with a prior they were not trained with."""
+    kind = getattr(model, "prior_kind", "standard")
+    if kind != "standard":
+        raise TypeError(f"estimates.{name} assumes the prior N(0, I); this {type(model).__name__} has the prior "
+                        f"{kind!r}: {instead}")
+
+
 @torch.no_grad()
 def iwae_log_likelihood(model, x: torch.Tensor, k: int, max_rows: int = 2**16,
                         generator: torch.Generator | None = None, log_prior=None) -> torch.Tensor:
@@ -96,6 +107,10 @@ def iwae_log_likelihood(model, x: torch.Tensor, k: int, max_rows: int = 2**16,
     if k * x.shape[0] > IWAE_MAX_ROWS:
         raise ValueError(f"k * len(x) = {k * x.shape[0]:,} decoder evaluations is more than IWAE_MAX_ROWS = "
                          f"{IWAE_MAX_ROWS:,} (hours on a CPU); use a smaller k or fewer images")
+    if log_prior is None:
+        _check_standard_prior(model, "iwae_log_likelihood", "for a learned prior use "
+                              "vaelib.priors.iwae_log_likelihood, which reads the model's own, or pass the prior's "
+                              "density as log_prior")
     with evaluating(model):
         mu, logvar = _encode(model, x)
         b = x.shape[0]
@@ -419,6 +434,8 @@ def aggregate_posterior(model, x: torch.Tensor, n_samples: int = 1,
     cancels), so their sum checks nothing about q(z). Everything in nats, float64. ``generator``
     seeds the draws (on its own device; they are then moved to the model's).
     """
+    _check_standard_prior(model, "aggregate_posterior", "use vaelib.priors.aggregate_split, which reads the "
+                          "model's own prior")
     mu, logvar, z, log_cond, log_agg = _aggregate_draws(model, x, n_samples, generator)
     mi, mkl = log_cond - log_agg, log_agg - _std_normal_logpdf(z)
     m = z.shape[0]
@@ -440,6 +457,8 @@ def aggregate_log_ratio(model, x: torch.Tensor, z) -> np.ndarray:
     in a "hole", where the codes of the rows of ``x`` are rare, so the decoder was hardly trained
     there. Returns ``(M,)`` float64 nats.
     """
+    _check_standard_prior(model, "aggregate_log_ratio", "use vaelib.priors.aggregate_log_ratio, which reads the "
+                          "model's own prior")
     mu, logvar = _posteriors64(model, x)
     z = torch.as_tensor(z, dtype=torch.float64, device=mu.device)
     if z.ndim != 2 or z.shape[1] != mu.shape[1]:
@@ -518,6 +537,8 @@ def kl_decomposition(model, x: torch.Tensor, n_samples: int = 1,
     ``average_kl_mc``, ``rate``, and a standard error of each of the first four over the draws
     (``..._se``).
     """
+    _check_standard_prior(model, "kl_decomposition", "its dimension-wise KL needs a prior that factorises over "
+                          "the latent dimensions, which a mixture prior does not")
     mu, logvar, z, log_cond, log_agg = _aggregate_draws(model, x, n_samples, generator)
     # each coordinate's aggregate marginal, a mixture of N one-dimensional Gaussians: (M, d)
     log_marg = torch.stack([_mixture_log_density(z[:, j:j + 1], mu[:, j:j + 1], logvar[:, j:j + 1])
