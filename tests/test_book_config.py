@@ -412,6 +412,33 @@ def test_claim_table_rows_say_what_kind_of_claim_each_is(glued):
         book.ClaimTable({"s1": True}, asserted=["s4"])
 
 
+def test_glue_claim_says_resolved_or_not_resolved_in_bold(glued):
+    import numpy as np
+
+    book.glue_claim("c_one", True)
+    book.glue_claim("c_two", np.bool_(False))  # a comparison of NumPy values
+    assert glued["c_one"].data == "resolved as declared"
+    assert glued["c_two"].data == "**not resolved at this budget**"
+    with pytest.raises(TypeError, match="holds must be a bool .*; got float"):
+        book.glue_claim("c_three", 0.7)
+
+
+def test_assert_declared_asserts_only_where_the_budget_trains(monkeypatch, capsys):
+    holds = {"a": True, "b": False}
+    monkeypatch.setenv("VAEBOOK_BUDGET", "default")
+    book.assert_declared(True, holds, ["a"])  # b is reported, not asserted
+    assert capsys.readouterr().out == "the claims declared for assertion hold on the test seeds\n"
+    with pytest.raises(AssertionError, match=r"do not hold after Holm's adjustment: \['b'\]"):
+        book.assert_declared(True, holds, ["a", "b"])
+    with pytest.raises(AssertionError, match="the primary claim does not hold"):
+        book.assert_declared(False, holds, ["a"])
+    with pytest.raises(KeyError, match=r"asserted names claims that are not in holds: \['c'\]"):
+        book.assert_declared(True, holds, ["c"])
+    monkeypatch.setenv("VAEBOOK_BUDGET", "smoke")  # untrained models: nothing to test
+    book.assert_declared(False, holds, ["a", "b"])
+    assert capsys.readouterr().out == "smoke budget: the claims are reported, not asserted\n"
+
+
 def test_glue_figure_glues_a_png_whatever_the_backend(glued):
     """Under a backend that draws no image in a kernel (MPLBACKEND=Agg) a glued figure is still a PNG."""
     import matplotlib

@@ -5,8 +5,9 @@
 * :func:`load_for_budget` -- the images a training chapter uses at the current budget,
 * :func:`glue`, :func:`glue_dict`, :func:`glue_table`, :func:`glue_interval`, :func:`glue_figure` --
   values, tables and figures for the prose,
-* :func:`glue_holm`, :func:`holm_holds`, :class:`ClaimTable` -- a chapter's family of declared
-  claims through Holm's adjustment, and its summary table of claims.
+* :func:`glue_holm`, :func:`holm_holds`, :func:`glue_claim`, :func:`assert_declared`,
+  :class:`ClaimTable` -- a chapter's family of declared claims through Holm's adjustment, their
+  verdicts, the asserts of the declared ones, and its summary table of claims.
 
 Chapters quote numbers with ``{glue:}`name``` in their text; :func:`glue` stores them with
 myst-nb when it is installed (the book build) and, where it is not, prints nothing, or shows
@@ -17,6 +18,8 @@ here and in :mod:`vaelib.config`; the loaders of :mod:`vaelib.data` read no budg
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+import numpy as np
 
 from . import config, data
 
@@ -34,6 +37,8 @@ __all__ = [
     "plain",
     "glue_interval",
     "holm_holds",
+    "glue_claim",
+    "assert_declared",
     "raw_word",
     "ClaimTable",
     "CLAIM_COLUMNS",
@@ -480,6 +485,33 @@ class ClaimTable:
         if not self.rows:
             raise ValueError(f"the claims table {name!r} has no rows")
         glue_table(name, self.rows, CLAIM_COLUMNS)
+
+
+def glue_claim(name: str, holds: bool) -> None:
+    """Glue a declared claim's verdict under ``name`` for ``{glue:md}``: "resolved as declared" when
+    ``holds``, else "**not resolved at this budget**" in bold, so that a reader cannot miss it."""
+    from IPython.display import Markdown
+
+    if not isinstance(holds, (bool, np.bool_)):
+        raise TypeError(f"holds must be a bool (whether the claim holds); got {type(holds).__name__}")
+    glue(name, Markdown("resolved as declared" if holds else "**not resolved at this budget**"))
+
+
+def assert_declared(primary_holds: bool, holds, asserted) -> None:
+    """Assert the claims a chapter declared for assertion, at the default and full budgets: the primary
+    claim (``primary_holds``) and each secondary claim named in ``asserted`` (``holds[name]``, after
+    Holm's adjustment, :func:`holm_holds`). Prints one line saying that they held, or, at the smoke
+    budget, whose models are not trained enough to test anything, that they are reported only."""
+    missing = [name for name in asserted if name not in holds]
+    if missing:
+        raise KeyError(f"asserted names claims that are not in holds: {missing}; holds has {sorted(holds)}")
+    if config.budget() == "smoke":
+        print("smoke budget: the claims are reported, not asserted")
+        return
+    assert primary_holds, "the primary claim does not hold on the test seeds"
+    failed = [name for name in asserted if not holds[name]]
+    assert not failed, f"claims declared for assertion that do not hold after Holm's adjustment: {failed}"
+    print("the claims declared for assertion hold on the test seeds")
 
 
 def glue_interval(name: str, interval, fmt: str = ".3f", scale: float = 1.0) -> str:
