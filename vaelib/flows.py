@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .models import VAE, Output, _check_x
+from .models import VAE, Output, check_x
 
 __all__ = ["planar", "PlanarFlow", "Flow", "FlowPosterior", "FlowVAE"]
 
@@ -145,7 +145,7 @@ class FlowVAE(VAE):
 
     def encode(self, x) -> FlowPosterior:
         """``(B, D)`` -> :class:`FlowPosterior`: ``mu``, ``logvar`` of q_0 and, amortised, the flow's parameters."""
-        _check_x(x, self.x_dim, self)
+        check_x(x, self.x_dim, self)
         h = self.encoder[:-1](x)  # the last hidden layer
         out = self.encoder[-1](h)
         d = self.latent_dim

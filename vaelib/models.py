@@ -32,7 +32,7 @@ from . import config
 from .objectives import kl_terms
 
 __all__ = ["Output", "make_encoder", "make_decoder", "AE", "VAE", "CVAE", "one_per_seed", "require_posterior",
-           "distribution", "DISTRIBUTION_PARAMS", "LIKELIHOODS", "ARCHS", "POSTERIORS"]
+           "check_x", "distribution", "DISTRIBUTION_PARAMS", "LIKELIHOODS", "ARCHS", "POSTERIORS"]
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 # The Gaussian decoder's smallest variance: standard deviation 0.01 of a pixel range [0, 1], so each
@@ -82,7 +82,9 @@ def _is_batched(t: torch.Tensor) -> bool:
     return bool(check is not None and check(t))
 
 
-def _check_x(x: torch.Tensor, x_dim: int, model: nn.Module) -> None:
+def check_x(x: torch.Tensor, x_dim: int, model: nn.Module) -> None:
+    """Refuse, with a clear error, input that a model of ``x_dim`` pixels cannot take: not a tensor,
+    not ``(B, x_dim)``, or not in the model's dtype (every model of the library checks its input so)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor; got {type(x).__name__}")
     if x.ndim != 2 or x.shape[1] != x_dim:
@@ -236,7 +238,7 @@ class VAE(_Base):
 
     def encode(self, x):
         """``(B, D)`` -> ``(mu, logvar)``, each ``(B, latent_dim)``."""
-        _check_x(x, self.x_dim, self)
+        check_x(x, self.x_dim, self)
         h = self.encoder(x)
         mu, logvar = h[..., : self.latent_dim], h[..., self.latent_dim :]
         if self.posterior == "isotropic":
@@ -278,7 +280,7 @@ class AE(_Base):
 
     def encode(self, x):
         """``(B, D)`` -> the code ``z`` ``(B, latent_dim)``."""
-        _check_x(x, self.x_dim, self)
+        check_x(x, self.x_dim, self)
         return self.encoder(x)
 
     def decode(self, z):
@@ -371,7 +373,7 @@ class CVAE(_Base):
         return terms if per_dim else terms.sum(-1)
 
     def encode(self, x, y):
-        _check_x(x, self.x_dim, self)
+        check_x(x, self.x_dim, self)
         if y.shape[0] != x.shape[0]:
             raise ValueError(f"x has {x.shape[0]} rows but y has {y.shape[0]}")
         inp = torch.cat([x, self._onehot(y)], dim=1) if self.prior_kind == "conditional" else x

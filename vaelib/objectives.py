@@ -29,6 +29,7 @@ __all__ = [
     "elbo",
     "kl_terms",
     "check_targets",
+    "check_number",
     "Objective",
     "Reconstruction",
     "BetaELBO",
@@ -141,7 +142,7 @@ def elbo(model, x, y=None, check: bool = True, eps=None) -> ELBOTerms:
     return ELBOTerms(rec - kl, rec, kl)
 
 
-def _check_number(name, value, minimum, strict=False):
+def check_number(name, value, minimum, strict=False):
     """A hyperparameter: a finite real number >= ``minimum`` (> with ``strict``), else a clear error."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number; got {type(value).__name__}")
@@ -232,7 +233,7 @@ class BetaELBO(Objective):
     hyperparameters = ("beta",)
 
     def __init__(self, beta: float = 1.0):
-        _check_number("beta", beta, minimum=0.0)
+        check_number("beta", beta, minimum=0.0)
         self.beta = float(beta)
 
     def loss(self, rec, kl, step, train=True):
@@ -247,8 +248,8 @@ class CapacityELBO(Objective):
     hyperparameters = ("gamma", "c_max", "anneal_steps")
 
     def __init__(self, gamma: float, c_max: float, anneal_steps: int):
-        _check_number("gamma", gamma, minimum=0.0)
-        _check_number("c_max", c_max, minimum=0.0)
+        check_number("gamma", gamma, minimum=0.0)
+        check_number("c_max", c_max, minimum=0.0)
         if isinstance(anneal_steps, bool) or not isinstance(anneal_steps, numbers.Integral) or anneal_steps < 1:
             raise ValueError(f"anneal_steps must be an int >= 1; got {anneal_steps!r}")
         self.gamma, self.c_max, self.anneal_steps = float(gamma), float(c_max), int(anneal_steps)
@@ -279,9 +280,9 @@ class ConstrainedELBO(Objective):
     hyperparameters = ("delta", "lr_beta", "beta")
 
     def __init__(self, delta: float, lr_beta: float = 0.01, beta0: float = 1.0):
-        _check_number("delta", delta, minimum=0.0)
-        _check_number("lr_beta", lr_beta, minimum=0.0, strict=True)
-        _check_number("beta0", beta0, minimum=0.0)
+        check_number("delta", delta, minimum=0.0)
+        check_number("lr_beta", lr_beta, minimum=0.0, strict=True)
+        check_number("beta0", beta0, minimum=0.0)
         self.delta, self.lr_beta = float(delta), float(lr_beta)
         self.beta = float(beta0)  # the starting value; the dual variable itself is _beta_t
         self._beta_t = None
@@ -346,7 +347,7 @@ class FreeBitsELBO(Objective):
     hyperparameters = ("lam",)
 
     def __init__(self, lam: float):
-        _check_number("lam", lam, minimum=0.0)
+        check_number("lam", lam, minimum=0.0)
         self.lam = float(lam)
 
     def loss(self, rec, kl, step, train=True):

@@ -30,8 +30,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .models import _check_x, distribution, make_decoder, make_encoder
-from .objectives import Objective, _check_number
+from .models import check_x, distribution, make_decoder, make_encoder
+from .objectives import Objective, check_number
 
 __all__ = ["Quantised", "VectorQuantizer", "codebook_perplexity", "VQOutput", "VQVAE", "VQLoss", "dead_codes"]
 
@@ -135,7 +135,7 @@ class VQVAE(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, D)`` -> z_e ``(B, n_latents, code_dim)``."""
-        _check_x(x, self.x_dim, self)
+        check_x(x, self.x_dim, self)
         return self.encoder(x).reshape(-1, self.n_latents, self.code_dim)
 
     def decode(self, z_q: torch.Tensor) -> torch.distributions.Distribution:
@@ -183,7 +183,7 @@ class VQLoss(Objective):
     hyperparameters = ("beta",)
 
     def __init__(self, beta: float = 0.25):
-        _check_number("beta", beta, minimum=0.0)
+        check_number("beta", beta, minimum=0.0)
         self.beta = float(beta)
 
     def check_model(self, model) -> None:
